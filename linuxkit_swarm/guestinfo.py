@@ -1,0 +1,79 @@
+"""Per-node settings passed to the guest through VMware guestinfo.
+
+The payload is JSON in LinuxKit's metadata userdata shape (files and
+directories under /run/config), base64-encoded because guestinfo values are
+single-line strings. The guest's reader (linuxkit/pkg) understands
+``base64``, ``gzip+base64`` and plain text.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+USERDATA_KEY = "guestinfo.userdata"
+ENCODING_KEY = "guestinfo.userdata.encoding"
+IMAGE_KEY = "guestinfo.linuxkit-swarm.image"
+ENCODING = "base64"
+
+
+@dataclass(frozen=True)
+class NodeUserdata:
+    """What one node needs to know about itself."""
+
+    hostname: str
+    role: str
+    ssh_authorized_keys: Sequence[str]
+    manager_address: str | None
+    join_token: str | None
+
+
+def _file(content: str, perm: str = "0644") -> dict[str, str]:
+    return {"perm": perm, "content": content}
+
+
+def userdata_document(node: NodeUserdata) -> dict[str, Any]:
+    """The /run/config tree for one node, as LinuxKit metadata JSON."""
+    swarm: dict[str, Any] = {"role": _file(node.role + "\n")}
+    if node.manager_address:
+        swarm["manager_address"] = _file(node.manager_address + "\n")
+    if node.join_token:
+        swarm["join_token"] = _file(node.join_token + "\n", perm="0600")
+    document: dict[str, Any] = {
+        "hostname": _file(node.hostname + "\n"),
+        "swarm": {"perm": "0755", "entries": swarm},
+    }
+    if node.ssh_authorized_keys:
+        keys = "".join(key.strip() + "\n" for key in node.ssh_authorized_keys)
+        document["ssh"] = {"perm": "0700", "entries": {"authorized_keys": _file(keys, "0600")}}
+    return document
+
+
+def encode_userdata(node: NodeUserdata) -> str:
+    """Base64 of the compact, key-sorted JSON, so equal input gives equal text."""
+    text = json.dumps(userdata_document(node), sort_keys=True, separators=(",", ":"))
+    return base64.b64encode(text.encode()).decode()
+
+
+def decode_userdata(value: str, encoding: str = ENCODING) -> dict[str, Any]:
+    """Inverse of :func:`encode_userdata`; used by tests and by operators debugging a VM."""
+    if encoding != ENCODING:
+        raise ValueError(f"unsupported encoding {encoding!r}; this program writes {ENCODING!r}")
+    decoded: dict[str, Any] = json.loads(base64.b64decode(value, validate=True))
+    return decoded
+
+
+def extra_config(node: NodeUserdata, image_identity: str) -> dict[str, str]:
+    """The VM's extra_config: userdata plus the image identity.
+
+    The identity is here on purpose: the provider reboots a VM when its
+    extra_config changes, which is what boots it into a new ISO in place.
+    """
+    return {
+        USERDATA_KEY: encode_userdata(node),
+        ENCODING_KEY: ENCODING,
+        IMAGE_KEY: image_identity,
+    }

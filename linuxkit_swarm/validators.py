@@ -1,0 +1,143 @@
+"""Single-value checks used by the settings parser.
+
+Each function returns ``None`` when the value is acceptable, or a short phrase
+that says what is accepted; the caller adds the key name and the bad value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+import struct
+
+_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_HOSTNAME_HINT = (
+    "an RFC 1123 hostname label: 1-63 letters, digits or '-', "
+    "starting and ending with a letter or digit"
+)
+
+# Characters vSphere escapes or rejects in inventory names, plus path separators.
+_BAD_FOLDER_CHARS = set('/\\%*?"<>|#;') | {chr(c) for c in range(32)} | {"\x7f"}
+_FOLDER_SEGMENT_MAX = 80  # vSphere's limit for an inventory object name
+
+# Key types OpenSSH writes into authorized_keys; the blob must start with the same name.
+SSH_KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
+
+
+def check_hostname_label(name: str) -> str | None:
+    """RFC 1123 label (a VM name doubles as the guest's hostname)."""
+    return None if _LABEL.match(name) else _HOSTNAME_HINT
+
+
+def check_folder_path(path: str, *, allow_empty: bool) -> str | None:
+    """A relative inventory path such as ``Linux/linuxkit-dev``."""
+    if path == "":
+        return None if allow_empty else "a non-empty relative folder path such as 'Linux/dev'"
+    if path.startswith("/"):
+        return "a relative path (no leading '/'); it is resolved inside the datacenter"
+    for segment in path.split("/"):
+        if segment == "":
+            return "a path without empty segments (no '//' and no trailing '/')"
+        if segment in (".", ".."):
+            return "a path without '.' or '..' segments"
+        if segment != segment.strip():
+            return "segments without leading or trailing spaces"
+        if len(segment) > _FOLDER_SEGMENT_MAX:
+            return f"segments of at most {_FOLDER_SEGMENT_MAX} characters"
+        bad = sorted(set(segment) & _BAD_FOLDER_CHARS)
+        if bad:
+            shown = " ".join(repr(c) for c in bad)
+            return f"segments without the characters {shown}"
+    return None
+
+
+def check_datastore_folder(path: str) -> str | None:
+    """A folder inside a datastore, e.g. ``linuxkit`` or ``iso/linuxkit``."""
+    return check_folder_path(path, allow_empty=False)
+
+
+def check_file_base_name(name: str) -> str | None:
+    """A file base name used for the ISO (``<name>-<hash12>.iso``)."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        return None
+    return "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def check_host_port(value: str) -> str | None:
+    """``host:port`` with a DNS name, an IPv4 address or a bracketed IPv6 address."""
+    hint = "host:port, e.g. 'manager-0.example.org:2377', '10.0.0.5:2377' or '[fd00::5]:2377'"
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]:")
+        if not sep:
+            return hint
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return hint
+    else:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or ":" in host:
+            return hint
+        if not _is_dns_name(host):
+            return hint
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        return hint + " (port 1-65535)"
+    return None
+
+
+def _is_dns_name(host: str) -> bool:
+    if len(host) > 253:
+        return False
+    return all(_LABEL.match(label) for label in host.split("."))
+
+
+def check_ssh_public_key(line: str) -> str | None:
+    """One authorized_keys line: ``<type> <base64 blob> [comment]``."""
+    hint = "an OpenSSH public key line '<type> <base64> [comment]' with type one of " + ", ".join(
+        SSH_KEY_TYPES
+    )
+    parts = line.split()
+    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
+        return hint
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        return hint + " (the key data is not base64)"
+    # The blob is an SSH wire string: uint32 length, then the key type again.
+    if len(blob) < 4:
+        return hint + " (the key data is truncated)"
+    (length,) = struct.unpack(">I", blob[:4])
+    if blob[4 : 4 + length] != parts[0].encode():
+        return hint + " (the key data does not match its type)"
+    return None
+
+
+def check_image_reference(ref: str) -> str | None:
+    """A container image pinned by tag or digest (never bare, never ``:latest``)."""
+    hint = "an image pinned by tag or digest, e.g. 'linuxkit/init:<tag>' or 'name@sha256:<64 hex>'"
+    if not ref or any(c.isspace() for c in ref):
+        return hint
+    name, at, digest = ref.partition("@")
+    if at:
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            return hint + " (malformed digest)"
+        return None
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return hint + " (no tag)"
+    tag = last.rsplit(":", 1)[1]
+    if tag == "latest":
+        return hint + " (':latest' is not a pin)"
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
+        return hint + " (malformed tag)"
+    return None
