@@ -109,6 +109,4 @@ class LinuxKitImage(pulumi.ComponentResource):
         )
         self.image_hash = pulumi.Output.from_input(plan.identity)
         self.iso_datastore_path = pulumi.Output.from_input(plan.iso_datastore_path)
-        self.register_outputs(
-            {"imageHash": self.image_hash, "isoDatastorePath": self.iso_datastore_path}
-        )
+        self.register_outputs({"imageHash": self.image_hash, "isoDatastorePath": self.iso_datastore_path})

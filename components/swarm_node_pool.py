@@ -112,7 +112,9 @@ class SwarmNodePool(pulumi.ComponentResource):
                     vsphere.VirtualMachineNetworkInterfaceArgs(network_id=network.id, adapter_type="vmxnet3")
                 ],
                 # LinuxKit boots with root=/dev/sr0: the ISO must be the first CD-ROM.
-                cdroms=[vsphere.VirtualMachineCdromArgs(datastore_id=datastore.id, path=args.iso_datastore_path)],
+                cdroms=[
+                    vsphere.VirtualMachineCdromArgs(datastore_id=datastore.id, path=args.iso_datastore_path)
+                ],
                 disks=[
                     vsphere.VirtualMachineDiskArgs(
                         label=DATA_DISK_LABEL,
@@ -143,17 +145,17 @@ class SwarmNodePool(pulumi.ComponentResource):
 def _extra_config(
     node: guestinfo.NodeUserdata, identity: str, token: pulumi.Output[str] | None
 ) -> pulumi.Input[dict[str, str]]:
-    """guestinfo for one VM; secret as a whole when it carries the join token."""
+    """Guestinfo for one VM; secret as a whole when it carries the join token."""
     if token is None:
         return guestinfo.extra_config(node, identity)
     return token.apply(
-        lambda value: guestinfo.extra_config(
-            dataclasses.replace(node, join_token=value), identity
-        )
+        lambda value: guestinfo.extra_config(dataclasses.replace(node, join_token=value), identity)
     )
 
 
 def _ip_map(vms: dict[str, vsphere.VirtualMachine]) -> pulumi.Output[dict[str, str]]:
     names = list(vms)
     ips = [vms[n].default_ip_address for n in names]
-    return pulumi.Output.all(*ips).apply(lambda values: {n: ip or "" for n, ip in zip(names, values)})
+    return pulumi.Output.all(*ips).apply(
+        lambda values: {n: ip or "" for n, ip in zip(names, values, strict=True)}
+    )

@@ -151,12 +151,18 @@ def delete(datacenter: str, datastore: str, path: str, url: str, insecure: bool)
             pwd=unquote(parts.password or ""),
             disableSslCertValidation=insecure,
         )
-    except Exception as exc:  # noqa: BLE001 - pyVmomi raises many unrelated types
-        raise StepError(mask(f"cannot connect to vCenter to delete [{datastore}] {path}: {exc}", _url_secrets(url))) from None
+    except Exception as exc:
+        raise StepError(
+            mask(f"cannot connect to vCenter to delete [{datastore}] {path}: {exc}", _url_secrets(url))
+        ) from None
     try:
         content = si.RetrieveContent()
         dc = next(
-            (e for e in content.rootFolder.childEntity if isinstance(e, vim.Datacenter) and e.name == datacenter),
+            (
+                e
+                for e in content.rootFolder.childEntity
+                if isinstance(e, vim.Datacenter) and e.name == datacenter
+            ),
             None,
         )
         if dc is None:
@@ -187,7 +193,10 @@ def _vms_using_iso(content: object, dc: object, ds_path: str) -> list[str]:
             devices = vm.config.hardware.device if vm.config else []
             for device in devices:
                 backing = getattr(device, "backing", None)
-                if isinstance(device, vim.vm.device.VirtualCdrom) and getattr(backing, "fileName", None) == ds_path:
+                if (
+                    isinstance(device, vim.vm.device.VirtualCdrom)
+                    and getattr(backing, "fileName", None) == ds_path
+                ):
                     users.append(vm.name)
         return users
     finally:

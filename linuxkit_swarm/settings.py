@@ -235,7 +235,7 @@ class _Reader:
                 self.problems.append(
                     f"{key}.{name} is not a known key: accepted keys are {', '.join(accepted)}"
                 )
-        return parsed
+        return dict(parsed)
 
     def parsed_json(self, key: str, value: Any, kind: type) -> Any:
         """Pulumi passes object and list config as JSON text; accept both forms."""
@@ -251,7 +251,7 @@ class _Reader:
         return value
 
 
-_KIND_NAMES = {dict: "object", list: "list"}
+_KIND_NAMES: dict[type, str] = {dict: "object", list: "list"}
 
 
 def _show(value: Any) -> str:
@@ -279,9 +279,7 @@ def parse_settings(
         return project.get(key, _MISSING)
 
     for key in sorted(set(project) - set(PROJECT_KEYS)):
-        r.problems.append(
-            f"{PROJECT}:{key} is not a known key: accepted keys are {', '.join(PROJECT_KEYS)}"
-        )
+        r.problems.append(f"{PROJECT}:{key} is not a known key: accepted keys are {', '.join(PROJECT_KEYS)}")
 
     vcenter = _parse_vcenter(r, vsphere, set(secret_keys))
     site = _parse_site(r, p)
@@ -355,9 +353,7 @@ def _parse_image(r: _Reader, raw: Any, raw_daemon: Any, base_dir: Path) -> Image
     reason = validators.check_datastore_folder(iso_folder)
     if reason:
         r.fail(f"{key}.isoFolder", iso_folder, reason)
-    linuxkit = r.string(
-        f"{key}.linuxkit", obj.get("linuxkit", _MISSING), required=False, default="linuxkit"
-    )
+    linuxkit = r.string(f"{key}.linuxkit", obj.get("linuxkit", _MISSING), required=False, default="linuxkit")
     if not linuxkit.strip():
         r.fail(f"{key}.linuxkit", linuxkit, "a command name on PATH or a path to the executable")
     prebuilt_text = r.string(f"{key}.prebuiltIso", obj.get("prebuiltIso", _MISSING), required=False)
@@ -414,9 +410,7 @@ def _parse_pool(r: _Reader, key: str, raw: Any, role: str) -> NodePoolSettings:
         r.fail(f"{key}.guestId", guest_id, "a vSphere guest id such as " + DEFAULT_GUEST_ID)
     net_wait = r.integer(f"{key}.waitForGuestNetTimeout", obj.get("waitForGuestNetTimeout"), 5, 0)
     ip_wait = r.integer(f"{key}.waitForGuestIpTimeout", obj.get("waitForGuestIpTimeout"), 0, 0)
-    ignored = r.string_list(
-        f"{key}.ignoredGuestIps", obj.get("ignoredGuestIps"), DEFAULT_IGNORED_GUEST_IPS
-    )
+    ignored = r.string_list(f"{key}.ignoredGuestIps", obj.get("ignoredGuestIps"), DEFAULT_IGNORED_GUEST_IPS)
     return NodePoolSettings(
         role=role,
         names=names,

@@ -14,8 +14,7 @@ import struct
 
 _LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _HOSTNAME_HINT = (
-    "an RFC 1123 hostname label: 1-63 letters, digits or '-', "
-    "starting and ending with a letter or digit"
+    "an RFC 1123 hostname label: 1-63 letters, digits or '-', starting and ending with a letter or digit"
 )
 
 # Characters vSphere escapes or rejects in inventory names, plus path separators.

@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-SSH_KEY = (
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGtra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tr ops@example"
-)
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGtra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tr ops@example"
 PASSWORD = "vc-Pa55:w/rd@x"  # has URL-reserved characters on purpose
 TOKEN = "SWMTKN-1-0123456789abcdefghijklmnopqrstuvwxyz-worker"
 

@@ -55,19 +55,30 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.registrations: list[Registration] = []
         self.invokes: list[str] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             raw = json_format.MessageToDict(request.object)
-            inputs = rpc.deserialize_properties(request.object)
+            inputs = _unwrap_secrets(rpc.deserialize_properties(request.object))
             self.registrations.append(
                 Registration(request.type, request.name, response.urn, request.parent, inputs, raw, request)
             )
         return response
 
-    def Invoke(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def Invoke(self, request: Any) -> Any:
         self.invokes.append(request.tok)
         return super().Invoke(request)
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    """Plain values for assertions; ``Registration.raw`` keeps the secret markers."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _unwrap_secrets(value["value"])
+        return {k: _unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
+    return value
 
 
 class SiteMocks(pulumi.runtime.Mocks):
@@ -145,10 +156,9 @@ def run_program_failing(
     run = _new_run(project, vsphere, secret_keys, preview=True)
     try:
         _execute(run)
-    except Exception as exc:  # noqa: BLE001 - the caller asserts on the type
+    except Exception as exc:
         return exc, run
     raise AssertionError("the program ran without error")
-
 
 
 def _new_run(

@@ -92,14 +92,20 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
     "cpus a boolean": (_set("workers.cpus", True), ["workers.cpus = true", "integer >= 1"]),
     "names not strings": (_set("workers.names", [1, 2]), ["workers.names", "list of strings"]),
     "ssh keys not a list": (_set("sshAuthorizedKeys", {"a": 1}), ["sshAuthorizedKeys", "a list"]),
-    "insecure flag not a bool": (_set("vsphere:allowUnverifiedSsl", "yes"), ["allowUnverifiedSsl", "true or false"]),
+    "insecure flag not a bool": (
+        _set("vsphere:allowUnverifiedSsl", "yes"),
+        ["allowUnverifiedSsl", "true or false"],
+    ),
     "negative count": (
         _both(_drop("workers.names"), _set("workers.count", -1), _set("workers.namePrefix", "w-")),
         ["workers.count = -1", "integer >= 0"],
     ),
     "zero cpus": (_set("workers.cpus", 0), ["workers.cpus = 0", "integer >= 1"]),
     "too little memory": (_set("workers.memoryMb", 256), ["workers.memoryMb = 256", ">= 512"]),
-    "memory not a multiple of 4": (_set("workers.memoryMb", 1026), ["workers.memoryMb = 1026", "multiple of 4"]),
+    "memory not a multiple of 4": (
+        _set("workers.memoryMb", 1026),
+        ["workers.memoryMb = 1026", "multiple of 4"],
+    ),
     "data disk too small": (_set("workers.dataDiskGb", 0), ["workers.dataDiskGb = 0", "integer >= 1"]),
     "duplicate names": (
         _set("workers.names", ["tf-sw-0", "TF-SW-0"]),
@@ -122,11 +128,17 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
     "absolute folder": (_set("folder", "/Linux/dev"), ["linuxkit-swarm:folder = '/Linux/dev'", "relative"]),
     "empty folder segment": (_set("folder", "Linux//dev"), ["linuxkit-swarm:folder", "empty segments"]),
     "invalid folder characters": (_set("folder", "Linux/d%ev"), ["linuxkit-swarm:folder", "characters"]),
-    "absolute parent folder": (_set("parentFolder", "/TERRAFORM"), ["linuxkit-swarm:parentFolder", "relative"]),
+    "absolute parent folder": (
+        _set("parentFolder", "/TERRAFORM"),
+        ["linuxkit-swarm:parentFolder", "relative"],
+    ),
     "definition missing": (_definition(None), ["image.definition", "does not exist"]),
     "definition not YAML": (_definition("kernel: [unclosed\n"), ["image.definition", "not valid YAML"]),
     "definition not a mapping": (_definition("- a\n- b\n"), ["image.definition", "not a YAML mapping"]),
-    "definition with unknown section": (_definition(KERNEL + "servics: []\n"), ["image.definition", "servics"]),
+    "definition with unknown section": (
+        _definition(KERNEL + "servics: []\n"),
+        ["image.definition", "servics"],
+    ),
     "image with :latest": (
         _definition(KERNEL + "init:\n  - linuxkit/init:latest\n"),
         ["image.definition", "init[0] = 'linuxkit/init:latest'"],
@@ -139,7 +151,10 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
         _definition(KERNEL + "files:\n  - path: etc/x\n    source: nope.txt\n"),
         ["image.definition", "'nope.txt' does not exist"],
     ),
-    "prebuilt ISO missing": (_set("image", {"prebuiltIso": "/nonexistent/x.iso"}), ["image.prebuiltIso", "existing ISO"]),
+    "prebuilt ISO missing": (
+        _set("image", {"prebuiltIso": "/nonexistent/x.iso"}),
+        ["image.prebuiltIso", "existing ISO"],
+    ),
     "bad ISO name": (_set("image", {"name": "my iso"}), ["image.name = 'my iso'", "letters, digits"]),
     "absolute ISO folder": (_set("image", {"isoFolder": "/iso"}), ["image.isoFolder", "relative"]),
     "unknown image key": (_set("image", {"defintion": "x"}), ["image.defintion is not a known key"]),
@@ -147,7 +162,10 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
         _set("swarmManagerAddress", "10.1.2.3"),
         ["swarmManagerAddress = '10.1.2.3'", "host:port"],
     ),
-    "token without address": (_drop("swarmManagerAddress"), ["swarmJoinToken is set but", "swarmManagerAddress"]),
+    "token without address": (
+        _drop("swarmManagerAddress"),
+        ["swarmJoinToken is set but", "swarmManagerAddress"],
+    ),
     "address without token": (_drop("swarmJoinToken"), ["swarmManagerAddress is set but", "swarmJoinToken"]),
     "bad ssh key": (
         _set("sshAuthorizedKeys", ["ssh-rsa AAAAB3Nza"]),
@@ -200,7 +218,9 @@ def test_secret_value_is_masked_when_its_type_is_wrong() -> None:
     assert "vsphere:password = [secret]: expected a string" in str(error)
 
 
-def _parse_error(project: dict[str, Any] | None = None, vsphere: dict[str, Any] | None = None) -> SettingsError:
+def _parse_error(
+    project: dict[str, Any] | None = None, vsphere: dict[str, Any] | None = None
+) -> SettingsError:
     base_project, base_vsphere = _fresh()
     base_project.update(project or {})
     base_vsphere.update(vsphere or {})

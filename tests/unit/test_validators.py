@@ -63,7 +63,8 @@ def test_host_port_accepts(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["manager", "manager:", ":2377", "manager:0", "manager:65536", "fd00::5:2377", "[zz]:1", "a b:1", "m:x"]
+    "value",
+    ["manager", "manager:", ":2377", "manager:0", "manager:65536", "fd00::5:2377", "[zz]:1", "a b:1", "m:x"],
 )
 def test_host_port_rejects(value: str) -> None:
     assert "host:port" in (v.check_host_port(value) or "")
