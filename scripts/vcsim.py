@@ -1,0 +1,170 @@
+"""Embedded vCenter: start VMware's vcsim with a small site's inventory, wait, stop.
+
+Used by the e2e fixture and by ``scripts/local-up.sh``:
+
+    python scripts/vcsim.py start --state-dir .e2e/vcsim   # prints shell exports
+    python scripts/vcsim.py stop --state-dir .e2e/vcsim
+
+The inventory is shaped like a small real site: datacenter ``DC0``, cluster
+``DC0_C0`` with three hosts, resource pool ``DC0_C0_RP1``, datastore
+``LocalDS_0`` (a real directory on disk), port group ``VM Network``, and an
+existing parent folder ``TERRAFORM``; no VMs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DATACENTER = "DC0"
+CLUSTER = "DC0_C0"
+RESOURCE_POOL = "DC0_C0_RP1"
+DATASTORE = "LocalDS_0"
+NETWORK = "VM Network"
+PARENT_FOLDER = "TERRAFORM"
+USER = "lks-admin"  # vcsim rejects logins whose user name has an "@"
+INSTALL_HINT = "bash tools/build.sh vcsim govc   # then: source tools/env.sh"
+
+
+@dataclass(frozen=True)
+class Vcsim:
+    """A running simulator."""
+
+    pid: int
+    host: str
+    port: int
+    user: str
+    password: str
+    datastore_dir: str
+
+    @property
+    def server(self) -> str:
+        """``host:port`` as the vSphere provider's ``vsphereServer`` takes it."""
+        return f"{self.host}:{self.port}"
+
+
+def start(state_dir: Path, timeout: float = 30.0) -> Vcsim:
+    """Start vcsim on a free loopback port, shape the inventory, wait until it answers."""
+    exe = shutil.which("vcsim")
+    if exe is None:
+        raise SystemExit(f"vcsim is not on PATH; build it with: {INSTALL_HINT}")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    password = "Sim-" + secrets.token_urlsafe(12)  # unique per run: leak checks look for it
+    log = (state_dir / "vcsim.log").open("w")
+    proc = subprocess.Popen(
+        [
+            exe,
+            "-l", "127.0.0.1:0",
+            "-vm", "0",
+            "-standalone-host", "0",
+            "-cluster", "1",
+            "-host", "3",
+            "-pool", "1",
+            "-username", USER,
+            "-password", password,
+        ],  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        start_new_session=True,  # stop() kills the whole group
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = proc.stdout.readline()  # vcsim prints its GOVC_URL once it listens
+    match = re.search(r"GOVC_URL=https://[^@]+@([\d.]+):(\d+)/sdk", line)
+    if not match:
+        proc.kill()
+        raise SystemExit(f"vcsim did not start: {line!r}; see {state_dir / 'vcsim.log'}")
+    host, port = match.group(1), int(match.group(2))
+    try:
+        si = _connect(host, port, password, deadline)
+    except Exception:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    content = si.RetrieveContent()
+    dc = next(e for e in content.rootFolder.childEntity if e.name == DATACENTER)
+    dc.vmFolder.CreateFolder(PARENT_FOLDER)
+    datastore = next(d for d in dc.datastore if d.name == DATASTORE)
+    sim = Vcsim(
+        pid=proc.pid,
+        host=host,
+        port=port,
+        user=USER,
+        password=password,
+        datastore_dir=datastore.summary.url.removeprefix("ds://"),
+    )
+    (state_dir / "vcsim.json").write_text(json.dumps(asdict(sim)))
+    return sim
+
+
+def _connect(host: str, port: int, password: str, deadline: float):  # type: ignore[no-untyped-def]
+    from pyVim.connect import SmartConnect
+
+    while True:
+        try:
+            return SmartConnect(host=host, port=port, user=USER, pwd=password, disableSslCertValidation=True)
+        except (OSError, ssl.SSLError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def stop(state_dir: Path) -> bool:
+    """Stop the simulator recorded in ``state_dir``; True if one was running."""
+    state = state_dir / "vcsim.json"
+    if not state.exists():
+        return False
+    sim = Vcsim(**json.loads(state.read_text()))
+    state.unlink()
+    try:
+        os.killpg(sim.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    for _ in range(50):
+        try:
+            os.kill(sim.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.killpg(sim.pid, signal.SIGKILL)
+    shutil.rmtree(sim.datastore_dir, ignore_errors=True)
+    return True
+
+
+def load(state_dir: Path) -> Vcsim | None:
+    """The simulator recorded in ``state_dir``, if any."""
+    state = state_dir / "vcsim.json"
+    return Vcsim(**json.loads(state.read_text())) if state.exists() else None
+
+
+def main() -> int:
+    """CLI: ``start`` prints shell exports for govc; ``stop`` ends the simulator."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("--state-dir", type=Path, default=Path(".e2e/vcsim"))
+    args = parser.parse_args()
+    if args.action == "stop":
+        print("vcsim stopped" if stop(args.state_dir) else "no vcsim was running")
+        return 0
+    if load(args.state_dir) is not None:
+        stop(args.state_dir)
+    sim = start(args.state_dir)
+    print(f"export VCSIM_PID={sim.pid} VCSIM_SERVER={sim.server} VCSIM_DATASTORE_DIR={sim.datastore_dir}")
+    print(f"export GOVC_URL=https://{sim.host}:{sim.port}/sdk GOVC_USERNAME={sim.user} GOVC_INSECURE=1")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

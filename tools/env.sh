@@ -1,0 +1,64 @@
+# Source this file (bash): puts the pinned offline toolchain on PATH and points
+# Pulumi at a local, offline setup. It builds nothing: run tools/build.sh first.
+#
+#   source tools/env.sh
+#
+# Works from any directory and under `set -u`.
+
+# shellcheck shell=bash
+_lks_tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+_lks_repo_dir="$(cd "$_lks_tools_dir/.." && pwd)"
+
+# shellcheck source=SCRIPTDIR/versions.env
+. "$_lks_tools_dir/versions.env"
+
+export LKS_TOOLS_ROOT="${LKS_TOOLS_ROOT:-$HOME/.cache/linuxkit-swarm/tools}"
+
+# A tool's cache directory is keyed by its version plus a short hash of its
+# wrapper module (go.mod, go.sum, our own Go files), so editing the wrapper
+# gives a fresh directory instead of a stale binary.
+_lks_wrapper_hash() {
+  (
+    cd "$_lks_tools_dir/go/$1" &&
+      find . -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) -print | LC_ALL=C sort |
+      xargs cat | sha256sum | cut -c1-8
+  )
+}
+
+LKS_PULUMI_DIR="$LKS_TOOLS_ROOT/pulumi-v$PULUMI_VERSION-$(_lks_wrapper_hash pulumi)"
+LKS_GOVMOMI_DIR="$LKS_TOOLS_ROOT/govmomi-v$GOVMOMI_VERSION-$(_lks_wrapper_hash govmomi)"
+export LKS_PULUMI_DIR LKS_GOVMOMI_DIR
+export LKS_COMMAND_DIR="$LKS_TOOLS_ROOT/pulumi-resource-command-v$COMMAND_VERSION"
+export LKS_VSPHERE_DIR="$LKS_TOOLS_ROOT/pulumi-resource-vsphere-v$VSPHERE_VERSION"
+export LKS_LINUXKIT_DIR="$LKS_TOOLS_ROOT/linuxkit-v$LINUXKIT_VERSION-$LINUXKIT_COMMIT"
+
+# Prepend each built tool's bin dir once (re-sourcing does not grow PATH).
+for _lks_dir in "$LKS_LINUXKIT_DIR" "$LKS_VSPHERE_DIR" "$LKS_COMMAND_DIR" "$LKS_GOVMOMI_DIR" "$LKS_PULUMI_DIR"; do
+  if [ -d "$_lks_dir/bin" ]; then
+    case ":$PATH:" in
+      *":$_lks_dir/bin:"*) ;;
+      *) PATH="$_lks_dir/bin:$PATH" ;;
+    esac
+  fi
+done
+export PATH
+if [ ! -x "$LKS_PULUMI_DIR/bin/pulumi" ]; then
+  echo "tools/env.sh: pulumi $PULUMI_VERSION is not built yet: run tools/build.sh" >&2
+fi
+
+export PULUMI_HOME="$LKS_TOOLS_ROOT/pulumi-home"
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=true
+# Providers come only from PULUMI_HOME (installed by tools/build.sh), never from
+# a stray pulumi-resource-* on PATH. The language host and the dynamic-provider
+# script sit next to the pulumi binary and are still found.
+export PULUMI_IGNORE_AMBIENT_PLUGINS=true
+# The local backend refuses a missing directory; .pulumi-state is gitignored.
+mkdir -p "$_lks_repo_dir/.pulumi-state"
+export PULUMI_BACKEND_URL="file://$_lks_repo_dir/.pulumi-state"
+: "${PULUMI_CONFIG_PASSPHRASE=}"
+export PULUMI_CONFIG_PASSPHRASE
+
+unset _lks_dir _lks_tools_dir _lks_repo_dir
+unset -f _lks_wrapper_hash
