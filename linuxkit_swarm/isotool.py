@@ -17,7 +17,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -139,7 +141,6 @@ def push(
 def delete(datacenter: str, datastore: str, path: str, url: str, insecure: bool) -> str:
     """Delete a superseded ISO unless a VM still boots from it; return what happened."""
     from pyVim.connect import Disconnect, SmartConnect  # lazy: only this step needs pyVmomi
-    from pyVim.task import WaitForTask
     from pyVmomi import vim
 
     parts = urlsplit(url)
@@ -174,13 +175,35 @@ def delete(datacenter: str, datastore: str, path: str, url: str, insecure: bool)
                 f"kept {ds_path}: still attached to {', '.join(sorted(users))}; it is deleted "
                 "by a later rollout, or by hand with `govc datastore.rm`"
             )
-        try:
-            WaitForTask(content.fileManager.DeleteDatastoreFile_Task(name=ds_path, datacenter=dc))
-        except vim.fault.FileNotFound:
-            return f"{ds_path} was already gone"
+        task = content.fileManager.DeleteDatastoreFile_Task(name=ds_path, datacenter=dc)
+        state, error = _task_outcome(content, task)
+        if state == vim.TaskInfo.State.error:
+            if isinstance(error, vim.fault.FileNotFound):
+                return f"{ds_path} was already gone"
+            raise StepError(f"deleting {ds_path} failed: {getattr(error, 'msg', error)}")
         return f"deleted {ds_path}"
     finally:
         Disconnect(si)
+
+
+def _task_outcome(content: Any, task: Any) -> tuple[str, Any]:
+    """Wait for a task; read only its state and error.
+
+    Reading all of ``task.info`` fails on some servers (vcsim reports the file
+    manager as the task's entity, which pyVmomi refuses to deserialize).
+    """
+    from pyVmomi import vim, vmodl
+
+    spec = vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=task)],
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.Task, pathSet=["info.state", "info.error"])],
+    )
+    while True:
+        (result,) = content.propertyCollector.RetrieveContents([spec])
+        props = {p.name: p.val for p in result.propSet}
+        if props["info.state"] in (vim.TaskInfo.State.success, vim.TaskInfo.State.error):
+            return props["info.state"], props.get("info.error")
+        time.sleep(0.2)
 
 
 def _vms_using_iso(content: object, dc: object, ds_path: str) -> list[str]:

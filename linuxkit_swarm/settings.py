@@ -356,6 +356,9 @@ def _parse_image(r: _Reader, raw: Any, raw_daemon: Any, base_dir: Path) -> Image
     linuxkit = r.string(f"{key}.linuxkit", obj.get("linuxkit", _MISSING), required=False, default="linuxkit")
     if not linuxkit.strip():
         r.fail(f"{key}.linuxkit", linuxkit, "a command name on PATH or a path to the executable")
+    elif "/" in linuxkit:
+        # A path is relative to the project, wherever the step runs.
+        linuxkit = str(base_dir / linuxkit)
     prebuilt_text = r.string(f"{key}.prebuiltIso", obj.get("prebuiltIso", _MISSING), required=False)
     prebuilt = (base_dir / prebuilt_text) if prebuilt_text else None
     if prebuilt is not None and not prebuilt.is_file():

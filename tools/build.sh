@@ -213,14 +213,33 @@ build_linuxkit() {
 verify_linuxkit() { "$LKS_LINUXKIT_DIR/bin/linuxkit" version; }
 
 # ---------------------------------------------------------------- plugins
-install_plugin() { # name version binary
+# Installs FILE as plugin NAME VERSION unless PULUMI_HOME already has that very file.
+install_plugin() { # name version file
   local name="$1" version="$2" file="$3"
-  if "$LKS_PULUMI_DIR/bin/pulumi" plugin ls 2>/dev/null | awk '$1 == n && $2 == "resource" && $3 == v { f = 1 } END { exit !f }' n="$name" v="$version"; then
+  local installed="$PULUMI_HOME/plugins/resource-$name-v$version/pulumi-resource-$name"
+  if [[ -f "$installed" ]] && cmp -s "$installed" "$file"; then
     log "plugin resource $name $version already in $PULUMI_HOME"
     return
   fi
-  "$LKS_PULUMI_DIR/bin/pulumi" plugin install resource "$name" "$version" --file "$file"
-  log "plugin resource $name $version installed into $PULUMI_HOME"
+  "$LKS_PULUMI_DIR/bin/pulumi" plugin install resource "$name" "$version" --file "$file" --reinstall >/dev/null
+  log "plugin resource $name $version installed into $PULUMI_HOME from $file"
+}
+
+# The stand-in providers (tools/standin) take the real plugins' names and
+# versions while those cannot be built here. The launcher runs the checkout in
+# $LKS_REPO (set by env.sh) with its .venv, so one install serves any clone.
+standin_launcher() { # name
+  local out="$LKS_TOOLS_ROOT/standin/pulumi-resource-$1"
+  mkdir -p "$(dirname "$out")"
+  cat > "$out.tmp" <<LAUNCHER
+#!/bin/sh
+# linuxkit-swarm STAND-IN for pulumi-resource-$1 (see tools/standin): the real
+# provider's Go module is not served by the module proxy reachable here.
+: "\${LKS_REPO:?source tools/env.sh first: the stand-in provider runs from \$LKS_REPO}"
+PYTHONPATH="\$LKS_REPO/tools/standin" exec "\$LKS_REPO/.venv/bin/python" -m lks_standin.$1 "\$@"
+LAUNCHER
+  chmod 0755 "$out.tmp" && mv "$out.tmp" "$out"
+  echo "$out"
 }
 
 # ---------------------------------------------------------------- main
@@ -272,12 +291,18 @@ for t in "${requested[@]}"; do
   esac
 done
 
-# Provider plugins into PULUMI_HOME (needs the pulumi CLI).
+# Provider plugins into PULUMI_HOME (needs the pulumi CLI): the real ones when
+# built, else the stand-ins.
 if [[ -x "$LKS_PULUMI_DIR/bin/pulumi" ]]; then
-  [[ -x "$LKS_COMMAND_DIR/bin/pulumi-resource-command" ]] &&
-    install_plugin command "$COMMAND_VERSION" "$LKS_COMMAND_DIR/bin/pulumi-resource-command"
-  [[ -x "$LKS_VSPHERE_DIR/bin/pulumi-resource-vsphere" ]] &&
-    install_plugin vsphere "$VSPHERE_VERSION" "$LKS_VSPHERE_DIR/bin/pulumi-resource-vsphere"
+  for pair in "command $COMMAND_VERSION $LKS_COMMAND_DIR" "vsphere $VSPHERE_VERSION $LKS_VSPHERE_DIR"; do
+    read -r name version dir <<<"$pair"
+    if [[ -x "$dir/bin/pulumi-resource-$name" ]]; then
+      install_plugin "$name" "$version" "$dir/bin/pulumi-resource-$name"
+    else
+      install_plugin "$name" "$version" "$(standin_launcher "$name")"
+      summary+=("$name: STAND-IN plugin installed (tools/standin)")
+    fi
+  done
 fi
 
 log "summary (${LKS_TOOLS_ROOT}, total $(( $(date +%s) - total_start ))s):"

@@ -13,6 +13,8 @@ _lks_repo_dir="$(cd "$_lks_tools_dir/.." && pwd)"
 . "$_lks_tools_dir/versions.env"
 
 export LKS_TOOLS_ROOT="${LKS_TOOLS_ROOT:-$HOME/.cache/linuxkit-swarm/tools}"
+# The checkout the stand-in provider plugins run from (tools/standin).
+export LKS_REPO="$_lks_repo_dir"
 
 # A tool's cache directory is keyed by its version plus a short hash of its
 # wrapper module (go.mod, go.sum, our own Go files), so editing the wrapper
