@@ -6,7 +6,7 @@ Used by the e2e fixture and by ``scripts/local-up.sh``:
     python scripts/vcsim.py stop --state-dir .e2e/vcsim
 
 The inventory is shaped like a small real site: datacenter ``DC0``, cluster
-``DC0_C0`` with three hosts, resource pool ``DC0_C0_RP1``, datastore
+``DC0_C0`` with three hosts, its resource pool ``DC0_C0/Resources``, datastore
 ``LocalDS_0`` (a real directory on disk), port group ``VM Network``, and an
 existing parent folder ``TERRAFORM``; no VMs.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 
 DATACENTER = "DC0"
 CLUSTER = "DC0_C0"
-RESOURCE_POOL = "DC0_C0_RP1"
+RESOURCE_POOL = "DC0_C0/Resources"
 DATASTORE = "LocalDS_0"
 NETWORK = "VM Network"
 PARENT_FOLDER = "TERRAFORM"
@@ -149,20 +149,36 @@ def load(state_dir: Path) -> Vcsim | None:
     return Vcsim(**json.loads(state.read_text())) if state.exists() else None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def main() -> int:
     """CLI: ``start`` prints shell exports for govc; ``stop`` ends the simulator."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("action", choices=["start", "stop", "status"])
     parser.add_argument("--state-dir", type=Path, default=Path(".e2e/vcsim"))
     args = parser.parse_args()
     if args.action == "stop":
         print("vcsim stopped" if stop(args.state_dir) else "no vcsim was running")
+        return 0
+    if args.action == "status":
+        sim = load(args.state_dir)
+        if sim is None or not _alive(sim.pid):
+            print("no vcsim is running")
+            return 1
+        print(f"vcsim {sim.pid} on {sim.server}")
         return 0
     if load(args.state_dir) is not None:
         stop(args.state_dir)
     sim = start(args.state_dir)
     print(f"export VCSIM_PID={sim.pid} VCSIM_SERVER={sim.server} VCSIM_DATASTORE_DIR={sim.datastore_dir}")
     print(f"export GOVC_URL=https://{sim.host}:{sim.port}/sdk GOVC_USERNAME={sim.user} GOVC_INSECURE=1")
+    print(f"# the password is in {args.state_dir / 'vcsim.json'}")
     return 0
 
 
