@@ -19,8 +19,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from linuxkit_swarm.image_definition import ARCH, ISO_FORMAT
@@ -196,7 +196,9 @@ def _task_outcome(content: Any, task: Any) -> tuple[str, Any]:
 
     spec = vmodl.query.PropertyCollector.FilterSpec(
         objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=task)],
-        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.Task, pathSet=["info.state", "info.error"])],
+        propSet=[
+            vmodl.query.PropertyCollector.PropertySpec(type=vim.Task, pathSet=["info.state", "info.error"])
+        ],
     )
     while True:
         (result,) = content.propertyCollector.RetrieveContents([spec])

@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap-venv.sh
+# The offline toolchain for the e2e tests (cached: seconds when already built).
+bash tools/build.sh pulumi vcsim govc
+# shellcheck source=/dev/null
+source tools/env.sh
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -62,18 +62,17 @@ def start(state_dir: Path, timeout: float = 30.0) -> Vcsim:
     state_dir.mkdir(parents=True, exist_ok=True)
     password = "Sim-" + secrets.token_urlsafe(12)  # unique per run: leak checks look for it
     log = (state_dir / "vcsim.log").open("w")
+    flags = {
+        "-l": "127.0.0.1:0",  # a free loopback port, printed in GOVC_URL
+        "-vm": "0",  # no pre-made VMs
+        "-standalone-host": "0",
+        "-cluster": "1",
+        "-host": "3",
+        "-username": USER,
+        "-password": password,
+    }
     proc = subprocess.Popen(
-        [
-            exe,
-            "-l", "127.0.0.1:0",
-            "-vm", "0",
-            "-standalone-host", "0",
-            "-cluster", "1",
-            "-host", "3",
-            "-pool", "1",
-            "-username", USER,
-            "-password", password,
-        ],  # fmt: skip
+        [exe, *(word for pair in flags.items() for word in pair)],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -159,7 +158,9 @@ def _alive(pid: int) -> bool:
 
 def main() -> int:
     """CLI: ``start`` prints shell exports for govc; ``stop`` ends the simulator."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("action", choices=["start", "stop", "status"])
     parser.add_argument("--state-dir", type=Path, default=Path(".e2e/vcsim"))
     args = parser.parse_args()

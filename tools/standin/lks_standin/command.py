@@ -37,7 +37,9 @@ def _run(props: dict[str, Any], script: str, previous: dict[str, Any] | None = N
     )
     stdout, stderr = proc.stdout.rstrip("\n"), proc.stderr.rstrip("\n")
     if proc.returncode != 0:
-        raise ProviderError(f"exit status {proc.returncode}: running {script!r}:\nStdout:\n{stdout}\nStderr:\n{stderr}")
+        raise ProviderError(
+            f"exit status {proc.returncode}: running {script!r}:\nStdout:\n{stdout}\nStderr:\n{stderr}"
+        )
     return stdout, stderr
 
 
@@ -69,7 +71,14 @@ class LocalCommand:
 
 def main() -> None:
     """Plugin entry point."""
-    serve(Provider("command", VERSION, configure=lambda config: None, resources={"command:local:Command": LocalCommand()}))
+    serve(
+        Provider(
+            "command",
+            VERSION,
+            configure=lambda config: None,
+            resources={"command:local:Command": LocalCommand()},
+        )
+    )
 
 
 if __name__ == "__main__":

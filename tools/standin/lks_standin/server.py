@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -18,7 +19,8 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for unkn
 
 def to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     """Protobuf Struct -> plain dict (whole floats become ints)."""
-    return _ints(json_format.MessageToDict(struct))
+    result: dict[str, Any] = _ints(json_format.MessageToDict(struct))
+    return result
 
 
 _SIG = "4dabf18193072939515e22adb298388d"  # marks a secret (or other special) value
@@ -51,12 +53,14 @@ class ResourceType(Protocol):
 
     def create(self, props: dict[str, Any], preview: bool) -> tuple[str, dict[str, Any]]: ...
     def read(self, id_: str, props: dict[str, Any]) -> dict[str, Any] | None: ...
-    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any], preview: bool) -> dict[str, Any]: ...
+    def update(
+        self, id_: str, olds: dict[str, Any], news: dict[str, Any], preview: bool
+    ) -> dict[str, Any]: ...
     def delete(self, id_: str, props: dict[str, Any]) -> None: ...
 
 
 @dataclass
-class Provider(provider_pb2_grpc.ResourceProviderServicer):  # type: ignore[misc]
+class Provider(provider_pb2_grpc.ResourceProviderServicer):
     """Dispatches the engine's calls to resource types and invokes by token."""
 
     name: str
@@ -66,19 +70,19 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):  # type: ignore[misc
     invokes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = field(default_factory=dict)
 
     # --- plugin and configuration
-    def GetPluginInfo(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def GetPluginInfo(self, request: Any, context: Any) -> Any:
         return plugin_pb2.PluginInfo(version=self.version)
 
-    def GetSchema(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return provider_pb2.GetSchemaResponse(schema='{"name": "%s", "version": "%s"}' % (self.name, self.version))
+    def GetSchema(self, request: Any, context: Any) -> Any:
+        return provider_pb2.GetSchemaResponse(schema=json.dumps({"name": self.name, "version": self.version}))
 
-    def CheckConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def CheckConfig(self, request: Any, context: Any) -> Any:
         return provider_pb2.CheckResponse(inputs=request.news)
 
-    def DiffConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def DiffConfig(self, request: Any, context: Any) -> Any:
         return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_NONE)
 
-    def Configure(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Configure(self, request: Any, context: Any) -> Any:
         config = to_dict(request.args)
         prefix = f"{self.name}:config:"
         for key, value in request.variables.items():
@@ -86,24 +90,26 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):  # type: ignore[misc
         self.configure(config)
         return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=True)
 
-    def Cancel(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Cancel(self, request: Any, context: Any) -> Any:
         return empty_pb2.Empty()
 
     # --- resources
     def _type(self, urn: str, context: Any) -> ResourceType:
-        token = urn.split("::")[-2].split("$")[-1]
+        token = urn.split("::")[-2].rsplit("$", 1)[-1]
         if token not in self.resources:
             context.abort(grpc.StatusCode.UNIMPLEMENTED, f"stand-in {self.name} does not implement {token}")
         return self.resources[token]
 
-    def Check(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Check(self, request: Any, context: Any) -> Any:
         return provider_pb2.CheckResponse(inputs=request.news)
 
-    def Diff(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Diff(self, request: Any, context: Any) -> Any:
         kind = self._type(request.urn, context)
         olds, news = to_dict(request.old_inputs or request.olds), to_dict(request.news)
         ignored = set(request.ignoreChanges)
-        changed = sorted(k for k in olds.keys() | news.keys() if olds.get(k) != news.get(k) and k not in ignored)
+        changed = sorted(
+            k for k in olds.keys() | news.keys() if olds.get(k) != news.get(k) and k not in ignored
+        )
         replaces = [k for k in changed if k in kind.replace_keys]
         return provider_pb2.DiffResponse(
             changes=provider_pb2.DiffResponse.DIFF_SOME if changed else provider_pb2.DiffResponse.DIFF_NONE,
@@ -111,32 +117,34 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):  # type: ignore[misc
             replaces=replaces,
         )
 
-    def Create(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Create(self, request: Any, context: Any) -> Any:
         kind = self._type(request.urn, context)
         id_, outputs = _guard(context, lambda: kind.create(to_dict(request.properties), request.preview))
         return provider_pb2.CreateResponse(id=id_, properties=to_struct(outputs))
 
-    def Read(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Read(self, request: Any, context: Any) -> Any:
         kind = self._type(request.urn, context)
         outputs = _guard(context, lambda: kind.read(request.id, to_dict(request.properties)))
         if outputs is None:  # gone: the engine drops it from the state
             return provider_pb2.ReadResponse(id="")
         return provider_pb2.ReadResponse(id=request.id, properties=to_struct(outputs), inputs=request.inputs)
 
-    def Update(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Update(self, request: Any, context: Any) -> Any:
         kind = self._type(request.urn, context)
         olds, news = to_dict(request.olds), to_dict(request.news)
         outputs = _guard(context, lambda: kind.update(request.id, olds, news, request.preview))
         return provider_pb2.UpdateResponse(properties=to_struct(outputs))
 
-    def Delete(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Delete(self, request: Any, context: Any) -> Any:
         kind = self._type(request.urn, context)
         _guard(context, lambda: kind.delete(request.id, to_dict(request.properties)))
         return empty_pb2.Empty()
 
-    def Invoke(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Invoke(self, request: Any, context: Any) -> Any:
         if request.tok not in self.invokes:
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"stand-in {self.name} does not implement {request.tok}")
+            context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, f"stand-in {self.name} does not implement {request.tok}"
+            )
         result = _guard(context, lambda: self.invokes[request.tok](to_dict(request.args)))
         return provider_pb2.InvokeResponse(**{"return": to_struct(result)})
 
@@ -150,7 +158,7 @@ def _guard(context: Any, step: Callable[[], Any]) -> Any:
         return step()
     except ProviderError as exc:
         context.abort(grpc.StatusCode.UNKNOWN, str(exc))
-    except Exception as exc:  # noqa: BLE001 - report anything else with its trace
+    except Exception as exc:  # report anything else with its trace
         traceback.print_exc(file=sys.stderr)
         context.abort(grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}")
     return None

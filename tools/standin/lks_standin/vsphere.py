@@ -108,7 +108,9 @@ def _lookups(session: Session) -> dict[str, Any]:
     return {
         "vsphere:index/getDatacenter:getDatacenter": datacenter,
         "vsphere:index/getDatastore:getDatastore": datastore,
-        "vsphere:index/getResourcePool:getResourcePool": in_datacenter(vim.ResourcePool, "host", "resource pool"),
+        "vsphere:index/getResourcePool:getResourcePool": in_datacenter(
+            vim.ResourcePool, "host", "resource pool"
+        ),
         "vsphere:index/getNetwork:getNetwork": in_datacenter(vim.Network, "network", "network"),
     }
 
@@ -195,7 +197,9 @@ class VirtualMachine:
             guestId=props.get("guestId", "otherGuest64"),
             annotation=props.get("annotation", ""),
             files=vim.vm.FileInfo(vmPathName=f"[{datastore.name}]"),
-            extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in (props.get("extraConfig") or {}).items()],
+            extraConfig=[
+                vim.option.OptionValue(key=k, value=v) for k, v in (props.get("extraConfig") or {}).items()
+            ],
             deviceChange=self._devices(props, datastore),
         )
         pool = s.ref(vim.ResourcePool, props["resourcePoolId"])
@@ -288,7 +292,9 @@ class VirtualMachine:
         minutes = max(props.get("waitForGuestIpTimeout", 0), props.get("waitForGuestNetTimeout", 5))
         deadline = time.monotonic() + 60 * minutes if wait else 0.0
         while True:
-            addresses = [a for a in _guest_addresses(vm) if not any(ipaddress.ip_address(a) in n for n in ignored)]
+            addresses = [
+                a for a in _guest_addresses(vm) if not any(ipaddress.ip_address(a) in n for n in ignored)
+            ]
             if addresses or time.monotonic() >= deadline:
                 break
             time.sleep(1)
@@ -344,17 +350,23 @@ class VirtualMachine:
         old_extra, new_extra = olds.get("extraConfig") or {}, news.get("extraConfig") or {}
         if old_extra != new_extra:
             # A removed key is cleared by setting it empty, as vSphere expects.
-            spec.extraConfig = [vim.option.OptionValue(key=k, value=new_extra.get(k, "")) for k in old_extra | new_extra]
+            spec.extraConfig = [
+                vim.option.OptionValue(key=k, value=new_extra.get(k, "")) for k in old_extra | new_extra
+            ]
             reboot = True
         devices = vm.config.hardware.device
         if olds.get("cdroms") != news.get("cdroms"):
             cdrom = next(d for d in devices if isinstance(d, vim.vm.device.VirtualCdrom))
             cdrom.backing = self._iso_backing(news["cdroms"][0])
             spec.deviceChange.append(
-                vim.vm.device.VirtualDeviceSpec(operation=vim.vm.device.VirtualDeviceSpec.Operation.edit, device=cdrom)
+                vim.vm.device.VirtualDeviceSpec(
+                    operation=vim.vm.device.VirtualDeviceSpec.Operation.edit, device=cdrom
+                )
             )
         if olds.get("disks") != news.get("disks"):
-            spec.deviceChange.extend(self._grow_disks(devices, olds.get("disks") or [], news.get("disks") or []))
+            spec.deviceChange.extend(
+                self._grow_disks(devices, olds.get("disks") or [], news.get("disks") or [])
+            )
         powered_on = vm.runtime.powerState == vim.VirtualMachinePowerState.poweredOn
         if reboot and powered_on:
             _wait(vm.PowerOffVM_Task())
@@ -370,7 +382,9 @@ class VirtualMachine:
         for index, new in enumerate(news):
             old = by_label.get(new["label"])
             if old is None or {**old, "size": new["size"]} != new or new["size"] < old["size"]:
-                raise ProviderError("the stand-in only grows existing disks; other disk changes are not supported")
+                raise ProviderError(
+                    "the stand-in only grows existing disks; other disk changes are not supported"
+                )
             if new["size"] > old["size"]:
                 disks[index].capacityInKB = int(new["size"]) * 1024 * 1024
                 changes.append(

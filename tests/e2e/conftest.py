@@ -1,0 +1,165 @@
+"""End-to-end fixtures: the real Pulumi engine, the plugins in PULUMI_HOME and vcsim.
+
+Nothing here is skipped: a missing tool fails the test with the command that
+builds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(PROJECT_DIR / "scripts"))
+import vcsim as vcsim_script  # noqa: E402
+
+BUILD_HINT = "bash tools/build.sh && source tools/env.sh"
+PROJECT_FILES = ("__main__.py", "Pulumi.yaml", "requirements.txt", "components", "linuxkit_swarm", "linuxkit")
+STACK = "e2e"
+
+
+@pytest.fixture(scope="session")
+def toolchain() -> None:
+    """The offline toolchain must be built and on PATH (tools/env.sh)."""
+    missing = [tool for tool in ("pulumi", "vcsim", "govc") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not on PATH; build and load the toolchain: {BUILD_HINT}")
+    plugins = subprocess.run(["pulumi", "plugin", "ls", "--json"], capture_output=True, text=True, check=True)
+    have = {(p["name"], p["version"]) for p in json.loads(plugins.stdout or "[]")}
+    for plugin in (("vsphere", "4.17.0"), ("command", "1.2.1")):
+        if plugin not in have:
+            pytest.fail(
+                f"provider plugin {plugin[0]} {plugin[1]} is not installed in PULUMI_HOME: {BUILD_HINT}"
+            )
+    if not os.environ.get("LKS_REPO"):
+        pytest.fail(f"LKS_REPO is not set: {BUILD_HINT}")
+
+
+@pytest.fixture(scope="module")
+def simulator(toolchain: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[vcsim_script.Vcsim]:
+    """A fresh vcsim per test module, always stopped."""
+    state = tmp_path_factory.mktemp("vcsim")
+    sim = vcsim_script.start(state)
+    try:
+        yield sim
+    finally:
+        vcsim_script.stop(state)
+
+
+@dataclass
+class Stack:
+    """A copy of the project with its own file backend and the `e2e` stack."""
+
+    dir: Path
+    env: dict[str, str]
+    sim: vcsim_script.Vcsim
+    event_logs: list[Path] = field(default_factory=list)
+
+    def pulumi(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the pulumi CLI; every update-like command writes an event log."""
+        argv = ["pulumi", *args, "--stack", STACK]
+        if args[0] in ("up", "preview", "destroy", "refresh"):
+            argv.append("--non-interactive")
+            log = self.dir / f"events-{len(self.event_logs)}.jsonl"
+            self.event_logs.append(log)
+            argv += ["--event-log", str(log)]
+        proc = subprocess.run(
+            argv, cwd=self.dir, env=self.env, input=stdin, capture_output=True, text=True, check=False
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"pulumi {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def up(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.pulumi("up", "--yes", "--skip-preview", *extra)
+
+    def preview_steps(self) -> dict[str, str]:
+        """URN name -> operation of a `pulumi preview --json`."""
+        out = json.loads(self.pulumi("preview", "--json").stdout)
+        return {step["urn"].rsplit("::", 1)[1]: step["op"] for step in out.get("steps", [])}
+
+    def outputs(self) -> dict[str, Any]:
+        return dict(json.loads(self.pulumi("stack", "output", "--json", "--show-secrets").stdout))
+
+    def set_config(self, key: str, value: Any) -> None:
+        """Set a plain project key in the stack file (objects as YAML)."""
+        path = self.dir / f"Pulumi.{STACK}.yaml"
+        data = yaml.safe_load(path.read_text())
+        data["config"][f"linuxkit-swarm:{key}"] = value
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def standin_calls(self) -> list[str]:
+        log = self.dir / "linuxkit-calls.log"
+        return log.read_text().splitlines() if log.exists() else []
+
+
+SECRET_TOKEN = "SWMTKN-1-e2e-" + os.urandom(12).hex()
+
+
+@pytest.fixture(scope="module")
+def stack(simulator: vcsim_script.Vcsim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The program in a temp project, configured for the simulator; destroyed at the end."""
+    root = tmp_path_factory.mktemp("project")
+    for name in PROJECT_FILES:
+        source = PROJECT_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    (root / ".venv").symlink_to(PROJECT_DIR / ".venv")
+    backend = root / ".state"
+    backend.mkdir()
+    env = {
+        **os.environ,
+        "PULUMI_BACKEND_URL": f"file://{backend}",
+        "PULUMI_CONFIG_PASSPHRASE": "",
+        "LKS_STANDIN_LOG": str(root / "linuxkit-calls.log"),
+        # `--event-log` (the engine's full event stream) is behind this switch.
+        "PULUMI_DEBUG_COMMANDS": "true",
+    }
+    st = Stack(root, env, simulator)
+    st.pulumi("stack", "init")
+    config = {
+        "vsphere:vsphereServer": simulator.server,
+        "vsphere:user": simulator.user,
+        "vsphere:allowUnverifiedSsl": "true",
+        "linuxkit-swarm:datacenter": vcsim_script.DATACENTER,
+        "linuxkit-swarm:resourcePool": vcsim_script.RESOURCE_POOL,
+        "linuxkit-swarm:datastore": vcsim_script.DATASTORE,
+        "linuxkit-swarm:network": vcsim_script.NETWORK,
+        "linuxkit-swarm:parentFolder": vcsim_script.PARENT_FOLDER,
+        "linuxkit-swarm:folder": "Linux/linuxkit-e2e",
+        "linuxkit-swarm:swarmManagerAddress": "10.99.0.1:2377",
+        "linuxkit-swarm:image": {"linuxkit": str(PROJECT_DIR / "tools" / "standin" / "linuxkit")},
+        "linuxkit-swarm:workers": {
+            "count": 3,
+            "namePrefix": "e2e-w-",
+            "waitForGuestNetTimeout": 0,
+            "waitForGuestIpTimeout": 0,
+        },
+    }
+    stack_file = root / f"Pulumi.{STACK}.yaml"
+    data = yaml.safe_load(stack_file.read_text()) if stack_file.exists() else None
+    data = data or {}
+    data["config"] = config
+    stack_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    st.pulumi("config", "set", "--secret", "vsphere:password", stdin=simulator.password)
+    st.pulumi("config", "set", "--secret", "swarmJoinToken", stdin=SECRET_TOKEN)
+    try:
+        yield st
+    finally:
+        st.pulumi("destroy", "--yes", "--skip-preview", check=False)
