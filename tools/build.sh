@@ -142,19 +142,26 @@ verify_govc() {
 # build first probes the proxy; the recipe after the probe has never run here.
 UNSERVED_MSG="not served by the Go module proxy reachable here"
 
-build_command() {
-  local dir="$LKS_COMMAND_DIR"
-  [[ -x "$dir/bin/pulumi-resource-command" ]] && return 10
-  probe_module "$COMMAND_MODULE@$COMMAND_PSEUDO" || return 20
+# Builds PKG of MODULE@VERSION (a module without replace lines) from a throwaway module.
+build_from_module() { # dir binary module version pkg ldflags
+  local dir="$1" binary="$2" module="$3" version="$4" pkg="$5" ldflags="$6"
   stage "$dir"
-  local m="$WORK/command"
-  mkdir -p "$m" && cd "$m"
-  go mod init lks-tmp/command >/dev/null 2>&1
-  GOFLAGS=-modcacherw go get "$COMMAND_MODULE/cmd/pulumi-resource-command@$COMMAND_PSEUDO"
-  gobuild -ldflags "-s -w -X $COMMAND_MODULE/pkg/version.Version=$COMMAND_VERSION" \
-    -o "$dir/bin.tmp/pulumi-resource-command" "$COMMAND_MODULE/cmd/pulumi-resource-command"
-  cd "$TOOLS_DIR"
+  local m="$WORK/$binary"
+  mkdir -p "$m"
+  (
+    cd "$m"
+    go mod init "lks-tmp/$binary" >/dev/null 2>&1
+    GOFLAGS=-modcacherw go get "$pkg@$version"
+    gobuild -ldflags "$ldflags" -o "$dir/bin.tmp/$binary" "$pkg"
+  )
   publish "$dir"
+}
+
+build_command() {
+  [[ -x "$LKS_COMMAND_DIR/bin/pulumi-resource-command" ]] && return 10
+  probe_module "$COMMAND_MODULE@$COMMAND_PSEUDO" || return 20
+  build_from_module "$LKS_COMMAND_DIR" pulumi-resource-command "$COMMAND_MODULE" "$COMMAND_PSEUDO" \
+    "$COMMAND_MODULE/cmd/pulumi-resource-command" "-s -w -X $COMMAND_MODULE/pkg/version.Version=$COMMAND_VERSION"
 }
 verify_command() {
   "$LKS_COMMAND_DIR/bin/pulumi-resource-command" --help >/dev/null 2>&1 || true
@@ -197,18 +204,10 @@ verify_vsphere() {
 }
 
 build_linuxkit() {
-  local dir="$LKS_LINUXKIT_DIR"
-  [[ -x "$dir/bin/linuxkit" ]] && return 10
+  [[ -x "$LKS_LINUXKIT_DIR/bin/linuxkit" ]] && return 10
   probe_module "$LINUXKIT_MODULE@$LINUXKIT_COMMIT" || return 20
-  stage "$dir"
-  local m="$WORK/linuxkit"
-  mkdir -p "$m" && cd "$m"
-  go mod init lks-tmp/linuxkit >/dev/null 2>&1
-  GOFLAGS=-modcacherw go get "$LINUXKIT_MODULE@$LINUXKIT_COMMIT"
-  gobuild -ldflags "-s -w -X $LINUXKIT_MODULE/version.Version=v$LINUXKIT_VERSION -X $LINUXKIT_MODULE/version.GitCommit=$LINUXKIT_COMMIT" \
-    -o "$dir/bin.tmp/linuxkit" "$LINUXKIT_MODULE"
-  cd "$TOOLS_DIR"
-  publish "$dir"
+  build_from_module "$LKS_LINUXKIT_DIR" linuxkit "$LINUXKIT_MODULE" "$LINUXKIT_COMMIT" "$LINUXKIT_MODULE" \
+    "-s -w -X $LINUXKIT_MODULE/version.Version=v$LINUXKIT_VERSION -X $LINUXKIT_MODULE/version.GitCommit=$LINUXKIT_COMMIT"
 }
 verify_linuxkit() { "$LKS_LINUXKIT_DIR/bin/linuxkit" version; }
 
