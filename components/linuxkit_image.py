@@ -64,15 +64,19 @@ class LinuxKitImage(pulumi.ComponentResource):
         replace_on_identity = pulumi.ResourceOptions(parent=self, replace_on_changes=["triggers"])
 
         depends: list[pulumi.Resource] = []
+        definition_dir = args.image.definition_path.parent
         if plan.rendered_yaml is not None:
             build = local.Command(
                 f"{name}-build",
-                create=isotool.build_command_line(plan.iso_stem, [str(p) for p in plan.packages]),
+                create=isotool.build_command_line(
+                    plan.iso_stem,
+                    [(d.relative_to(definition_dir).as_posix(), tag) for d, tag in plan.packages],
+                ),
                 update=isotool.NOOP_UPDATE,
                 delete='rm -rf "$LKS_OUT"',
                 stdin=plan.rendered_yaml,
                 # Relative `source:` paths in the definition resolve from its directory.
-                dir=str(args.image.definition_path.parent),
+                dir=str(definition_dir),
                 environment={**base_env, "LKS_OUT": str(out_dir)},
                 triggers=[plan.identity],
                 opts=replace_on_identity,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,11 @@ ISO_FORMAT = "iso-bios"
 ARCH = "amd64"
 DAEMON_JSON_PATH = "etc/docker/daemon.json"
 PACKAGES_DIR = "pkg"  # local LinuxKit packages live beside the definition
+# The definition names a local package as `linuxkit-swarm/<dir>:local`; rendering
+# pins it to the package's content hash, the tag `linuxkit pkg build` gets.
+PACKAGE_ORG = "linuxkit-swarm"
+LOCAL_TAG = "local"
+GETTY_SERVICE = "getty"
 
 _TOP_LEVEL_KEYS = {"kernel", "init", "onboot", "onshutdown", "services", "files", "volumes"}
 _IMAGE_SECTIONS = ("onboot", "onshutdown", "services", "volumes")
@@ -35,9 +40,11 @@ class DefinitionError(ValueError):
 
 @dataclass(frozen=True)
 class OsInputs:
-    """Stack settings that end up inside the OS image."""
+    """Stack settings and package tags that end up inside the OS image."""
 
     docker_daemon: Mapping[str, Any]
+    insecure_console: bool = False  # a root shell on the console: dev stacks only
+    package_tags: Mapping[str, str] = field(default_factory=dict)  # package dir -> tag
 
 
 def load_definition(path: Path) -> dict[str, Any]:
@@ -67,6 +74,29 @@ def load_definition(path: Path) -> dict[str, Any]:
     return data
 
 
+def structure_problems(definition: Mapping[str, Any]) -> list[str]:
+    """LinuxKit's own rules that the YAML schema alone does not show.
+
+    The real ``linuxkit build`` enforces these too; checking them here gives the
+    error at preview time and on machines without linuxkit.
+    """
+    problems = []
+    for section in _IMAGE_SECTIONS:
+        names: set[str] = set()
+        for index, entry in enumerate(definition.get(section) or []):
+            if not isinstance(entry, dict) or not entry.get("name") or not entry.get("image"):
+                problems.append(f"{section}[{index}] needs both 'name' and 'image'")
+                continue
+            if entry["name"] in names:
+                problems.append(f"{section}[{index}]: duplicate name {entry['name']!r}")
+            names.add(entry["name"])
+    kinds = ("contents", "source", "metadata", "directory", "symlink")
+    for index, entry in enumerate(definition.get("files") or []):
+        if not isinstance(entry, dict) or "path" not in entry or len(set(kinds) & set(entry)) != 1:
+            problems.append(f"files[{index}] needs 'path' and exactly one of {', '.join(kinds)}")
+    return problems
+
+
 def image_references(definition: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """Yield ``(where, image)`` for every image the definition pulls."""
     kernel = definition.get("kernel") or {}
@@ -80,12 +110,27 @@ def image_references(definition: Mapping[str, Any]) -> Iterator[tuple[str, str]]
             yield f"{section}[{label}].image", str(image)
 
 
-def unpinned_images(definition: Mapping[str, Any]) -> list[str]:
-    """Describe each image reference that is not pinned by tag or digest."""
+def local_package_name(ref: str) -> str | None:
+    """The package directory a `linuxkit-swarm/<dir>:local` reference names, else None."""
+    name, _, tag = ref.rpartition(":")
+    org, _, package = name.partition("/")
+    return package if org == PACKAGE_ORG and tag == LOCAL_TAG and package else None
+
+
+def unpinned_images(definition: Mapping[str, Any], local_packages: Collection[str] = ()) -> list[str]:
+    """Describe each image reference that is not pinned by tag or digest.
+
+    A reference to a local package (``linuxkit-swarm/<dir>:local``) counts as
+    pinned when the package exists: rendering pins it to its content hash.
+    """
     problems = []
     for where, ref in image_references(definition):
-        reason = check_image_reference(ref)
-        if reason is not None:
+        package = local_package_name(ref)
+        if package is not None:
+            if package not in local_packages:
+                problems.append(f"{where} = {ref!r} (no package {PACKAGES_DIR}/{package}/build.yml)")
+            continue
+        if check_image_reference(ref) is not None:
             problems.append(f"{where} = {ref!r}")
     return problems
 
@@ -101,7 +146,26 @@ def render_definition(definition: Mapping[str, Any], inputs: OsInputs) -> str:
         }
     )
     rendered["files"] = files
+    for entry in _image_entries(rendered):
+        package = local_package_name(str(entry.get("image", "")))
+        if package is not None and package in inputs.package_tags:
+            entry["image"] = f"{PACKAGE_ORG}/{package}:{inputs.package_tags[package]}"
+        if entry.get("name") == GETTY_SERVICE:
+            env = [e for e in entry.get("env") or [] if not str(e).startswith("INSECURE=")]
+            if inputs.insecure_console:
+                env.append("INSECURE=true")
+            if env:
+                entry["env"] = env
+            else:
+                entry.pop("env", None)
     return yaml.safe_dump(rendered, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def _image_entries(definition: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    for section in _IMAGE_SECTIONS:
+        for entry in definition.get(section) or []:
+            if isinstance(entry, dict):
+                yield entry
 
 
 def local_build_files(definition_path: Path, definition: Mapping[str, Any]) -> dict[str, Path]:
@@ -122,6 +186,20 @@ def local_build_files(definition_path: Path, definition: Mapping[str, Any]) -> d
             if path.is_file() and "__pycache__" not in path.parts:
                 found[f"pkg:{path.relative_to(packages).as_posix()}"] = path
     return found
+
+
+def package_dirs(definition_path: Path) -> tuple[Path, ...]:
+    """Local package directories (with a build.yml) under ``pkg/`` beside the definition."""
+    root = definition_path.parent / PACKAGES_DIR
+    return tuple(sorted(p.parent for p in root.glob("*/build.yml"))) if root.is_dir() else ()
+
+
+def package_tag(package_dir: Path) -> str:
+    """Content hash of a package's files (12 hex): its image tag, whatever the checkout."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in package_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(f"{path.relative_to(package_dir).as_posix()}\0{sha256_file(path)}\n".encode())
+    return digest.hexdigest()[:12]
 
 
 def sha256_file(path: Path) -> str:

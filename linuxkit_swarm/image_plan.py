@@ -17,7 +17,7 @@ class ImagePlan:
     iso_name: str  # "<name>-<hash12>.iso"
     iso_datastore_path: str  # "<isoFolder>/<iso_name>"
     rendered_yaml: str | None  # None when a prebuilt ISO is used
-    packages: tuple[Path, ...]  # local package directories, built before the image
+    packages: tuple[tuple[Path, str], ...]  # (local package directory, its tag), built first
     prebuilt_iso: Path | None
     source: str  # one line for operators: built here, or a prebuilt ISO
 
@@ -27,28 +27,25 @@ class ImagePlan:
         return self.iso_name.removesuffix(".iso")
 
 
-def local_packages(definition_path: Path) -> tuple[Path, ...]:
-    """Package directories (with a build.yml) under ``pkg/`` beside the definition."""
-    root = definition_path.parent / idef.PACKAGES_DIR
-    if not root.is_dir():
-        return ()
-    return tuple(sorted(p.parent for p in root.glob("*/build.yml")))
-
-
 def plan_image(image: ImageSettings) -> ImagePlan:
     """Render the definition (or hash the prebuilt ISO) and name the ISO."""
     if image.prebuilt_iso is not None:
         identity = idef.prebuilt_identity(idef.sha256_file(image.prebuilt_iso))
         rendered = None
-        packages: tuple[Path, ...] = ()
+        packages: tuple[tuple[Path, str], ...] = ()
     else:
         if image.definition is None:
             raise ValueError("image settings carry no parsed definition")
-        rendered = idef.render_definition(image.definition, idef.OsInputs(image.docker_daemon))
+        packages = tuple((d, idef.package_tag(d)) for d in idef.package_dirs(image.definition_path))
+        inputs = idef.OsInputs(
+            docker_daemon=image.docker_daemon,
+            insecure_console=image.insecure_console,
+            package_tags={d.name: tag for d, tag in packages},
+        )
+        rendered = idef.render_definition(image.definition, inputs)
         files = idef.local_build_files(image.definition_path, image.definition)
         digests = {key: idef.sha256_file(path) for key, path in files.items()}
         identity = idef.image_identity(rendered, digests)
-        packages = local_packages(image.definition_path)
     return ImagePlan(
         identity=identity,
         iso_name=idef.iso_file_name(image.name, identity),

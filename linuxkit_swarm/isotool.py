@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from linuxkit_swarm.image_definition import ARCH, ISO_FORMAT
+from linuxkit_swarm.image_definition import ARCH, ISO_FORMAT, PACKAGE_ORG
 
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 127
@@ -79,8 +79,10 @@ def _run(argv: Sequence[str], secrets: Sequence[str], what: str, hint: str) -> N
         raise StepError(f"{what} failed (exit {proc.returncode}). {hint}")
 
 
-def build(linuxkit: str, out_dir: Path, name: str, definition_yaml: str, packages: Sequence[Path]) -> Path:
-    """Write the rendered definition, build local packages, then the ISO."""
+def build(
+    linuxkit: str, out_dir: Path, name: str, definition_yaml: str, packages: Sequence[tuple[Path, str]]
+) -> Path:
+    """Write the rendered definition, build local packages (dir, tag), then the ISO."""
     exe = _resolve_executable(linuxkit)
     out_dir.mkdir(parents=True, exist_ok=True)
     definition = out_dir / f"{name}.yml"
@@ -90,13 +92,10 @@ def build(linuxkit: str, out_dir: Path, name: str, definition_yaml: str, package
         "containers) and access to the image registry: check `docker info`, or set "
         "linuxkit-swarm:image.prebuiltIso to an ISO built elsewhere."
     )
-    for package in packages:
-        _run(
-            [exe, "pkg", "build", "--platforms", f"linux/{ARCH}", str(package)],
-            [],
-            f"`linuxkit pkg build {package}`",
-            docker_hint,
-        )
+    for package, tag in packages:
+        # --org/--hash give the tag the rendered definition refers to (no git needed).
+        argv = [exe, "pkg", "build", "--org", PACKAGE_ORG, "--hash", tag, "--platforms", f"linux/{ARCH}"]
+        _run([*argv, str(package)], [], f"`linuxkit pkg build {package}`", docker_hint)
     argv = [exe, "build", "--format", ISO_FORMAT, "--arch", ARCH, "--name", name]
     _run([*argv, "--dir", str(out_dir), str(definition)], [], "`linuxkit build`", docker_hint)
     iso = out_dir / f"{name}.iso"
@@ -235,11 +234,14 @@ _MODULE = '"$LKS_PYTHON" -m linuxkit_swarm.isotool'
 NOOP_UPDATE = "echo 'linuxkit-swarm: image identity unchanged; nothing to build or push'"
 
 
-def build_command_line(iso_stem: str, packages: Sequence[str]) -> str:
-    """Shell line of the build step; the rendered YAML arrives on stdin."""
+def build_command_line(iso_stem: str, packages: Sequence[tuple[str, str]]) -> str:
+    """Shell line of the build step; the rendered YAML arrives on stdin.
+
+    Packages are named relative to the definition's directory (the step's cwd).
+    """
     words = [_MODULE, "build", '--linuxkit "$LKS_LINUXKIT"', '--out-dir "$LKS_OUT"']
     words += [f"--name {shlex.quote(iso_stem)}"]
-    words += [f"--package {shlex.quote(p)}" for p in packages]
+    words += [f"--package {shlex.quote(f'{path}={tag}')}" for path, tag in packages]
     return " ".join(words)
 
 
@@ -277,7 +279,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--linuxkit", required=True)
     b.add_argument("--out-dir", type=Path, required=True)
     b.add_argument("--name", required=True)
-    b.add_argument("--package", type=Path, action="append", default=[])
+    b.add_argument("--package", action="append", default=[], help="DIR=TAG of a local package")
     p = steps.add_parser("push", help="upload the ISO; the vCenter URL comes from $VCURL")
     p.add_argument("--linuxkit", required=True)
     p.add_argument("--iso", type=Path, required=True)
@@ -298,7 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.step == "build":
-            iso = build(args.linuxkit, args.out_dir, args.name, sys.stdin.read(), args.package)
+            packages = [(Path(p.rpartition("=")[0]), p.rpartition("=")[2]) for p in args.package]
+            iso = build(args.linuxkit, args.out_dir, args.name, sys.stdin.read(), packages)
             print(f"built {iso}")
             return 0
         url = os.environ.get("VCURL", "")

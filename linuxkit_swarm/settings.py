@@ -44,7 +44,7 @@ PROJECT_KEYS = (
     "dockerDaemon",
 )
 SECRET_PROJECT_KEYS = ("swarmJoinToken",)
-IMAGE_KEYS = ("definition", "name", "isoFolder", "linuxkit", "prebuiltIso")
+IMAGE_KEYS = ("definition", "name", "isoFolder", "linuxkit", "prebuiltIso", "insecureConsole")
 WORKER_KEYS = (
     "names",
     "count",
@@ -122,6 +122,7 @@ class ImageSettings:
     linuxkit: str
     prebuilt_iso: Path | None
     docker_daemon: Mapping[str, Any]
+    insecure_console: bool
     # The parsed definition (None with a prebuilt ISO), checked for pins already.
     definition: Mapping[str, Any] | None = field(compare=False)
 
@@ -364,6 +365,7 @@ def _parse_image(r: _Reader, raw: Any, raw_daemon: Any, base_dir: Path) -> Image
     if prebuilt is not None and not prebuilt.is_file():
         r.fail(f"{key}.prebuiltIso", prebuilt_text, "the path of an existing ISO file")
 
+    insecure_console = r.boolean(f"{key}.insecureConsole", obj.get("insecureConsole"), False)
     daemon = r.mapping(f"{PROJECT}:dockerDaemon", raw_daemon, None) or dict(DEFAULT_DOCKER_DAEMON)
     definition_path = base_dir / definition_text
     definition: dict[str, Any] | None = None
@@ -379,7 +381,10 @@ def _parse_image(r: _Reader, raw: Any, raw_daemon: Any, base_dir: Path) -> Image
                         f"{key}.definition = {definition_text!r}: files entry source "
                         f"{label[6:]!r} does not exist (paths are relative to the definition)"
                     )
-            unpinned = image_definition.unpinned_images(definition)
+            for problem in image_definition.structure_problems(definition):
+                r.problems.append(f"{key}.definition = {definition_text!r}: {problem}")
+            packages = [d.name for d in image_definition.package_dirs(definition_path)]
+            unpinned = image_definition.unpinned_images(definition, packages)
             if unpinned:
                 r.problems.append(
                     f"{key}.definition = {definition_text!r}: every image must be pinned by a "
@@ -392,6 +397,7 @@ def _parse_image(r: _Reader, raw: Any, raw_daemon: Any, base_dir: Path) -> Image
         linuxkit=linuxkit,
         prebuilt_iso=prebuilt,
         docker_daemon=MappingProxyType(daemon),
+        insecure_console=insecure_console,
         definition=MappingProxyType(definition) if definition is not None else None,
     )
 

@@ -6,6 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap-venv.sh
+# jq runs inside the guest scripts that tests/unit/test_guest_scripts.py executes.
+if ! command -v jq >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq jq >/dev/null
+  else
+    echo "jq is needed by the guest-script tests: sudo apt-get install -y jq" >&2
+    exit 1
+  fi
+fi
 # The offline toolchain for the e2e tests (cached: seconds when already built).
 bash tools/build.sh pulumi vcsim govc
 # shellcheck source=/dev/null

@@ -9,7 +9,6 @@ import pytest
 import yaml
 
 from linuxkit_swarm import image_definition as idef
-from linuxkit_swarm.image_plan import local_packages
 from tests.unit.harness import PROJECT_DIR
 
 DEFINITION = PROJECT_DIR / "linuxkit" / "swarm-node.yml"
@@ -21,7 +20,9 @@ def _render(daemon: dict[str, object] | None = None) -> str:
 
 
 def test_repo_definition_is_pinned() -> None:
-    assert idef.unpinned_images(idef.load_definition(DEFINITION)) == []
+    packages = [d.name for d in idef.package_dirs(DEFINITION)]
+    assert packages == ["swarm-guest"]
+    assert idef.unpinned_images(idef.load_definition(DEFINITION), packages) == []
 
 
 def test_render_writes_daemon_json_once() -> None:
@@ -93,7 +94,7 @@ def test_local_build_files_cover_sources_and_packages(tmp_path: Path) -> None:
     definition = {"kernel": {"image": "k:1"}, "files": [{"path": "etc/motd", "source": "motd"}]}
     found = idef.local_build_files(tmp_path / "node.yml", definition)
     assert set(found) == {"files:motd", "pkg:guest/build.yml", "pkg:guest/Dockerfile"}
-    assert local_packages(tmp_path / "node.yml") == (tmp_path / "pkg" / "guest",)
+    assert idef.package_dirs(tmp_path / "node.yml") == (tmp_path / "pkg" / "guest",)
 
 
 def test_identity_does_not_depend_on_checkout_location(tmp_path: Path) -> None:
@@ -137,3 +138,41 @@ def test_load_definition_errors(tmp_path: Path, text: str, phrase: str) -> None:
     path.write_text(text)
     with pytest.raises(idef.DefinitionError, match=phrase.replace("[", r"\[").replace("]", r"\]")):
         idef.load_definition(path)
+
+
+def test_local_package_references_are_pinned_to_content(tmp_path: Path) -> None:
+    package = tmp_path / "pkg" / "guest"
+    package.mkdir(parents=True)
+    (package / "build.yml").write_text("image: guest\n")
+    tag = idef.package_tag(package)
+    definition = {
+        "kernel": {"image": "k:1"},
+        "onboot": [{"name": "g", "image": "linuxkit-swarm/guest:local"}],
+    }
+    assert idef.unpinned_images(definition, ["guest"]) == []
+    assert idef.unpinned_images(definition, []) == [
+        "onboot[g].image = 'linuxkit-swarm/guest:local' (no package pkg/guest/build.yml)"
+    ]
+    rendered = yaml.safe_load(
+        idef.render_definition(definition, idef.OsInputs({}, package_tags={"guest": tag}))
+    )
+    assert rendered["onboot"][0]["image"] == f"linuxkit-swarm/guest:{tag}"
+    (package / "guest-script").write_text("#!/bin/sh\n")
+    assert idef.package_tag(package) != tag and len(tag) == 12
+
+
+def test_package_tag_ignores_checkout_location(tmp_path: Path) -> None:
+    for root in ("a", "b"):
+        (tmp_path / root / "p").mkdir(parents=True)
+        (tmp_path / root / "p" / "build.yml").write_text("image: p\n")
+    assert idef.package_tag(tmp_path / "a" / "p") == idef.package_tag(tmp_path / "b" / "p")
+
+
+@pytest.mark.parametrize("insecure", [False, True])
+def test_insecure_console_is_a_switch(insecure: bool) -> None:
+    definition = idef.load_definition(DEFINITION)
+    rendered = yaml.safe_load(
+        idef.render_definition(definition, idef.OsInputs({}, insecure_console=insecure))
+    )
+    (getty,) = [s for s in rendered["services"] if s["name"] == "getty"]
+    assert ("INSECURE=true" in getty.get("env", [])) is insecure

@@ -64,11 +64,16 @@ def _step_env(tmp_path: Path, exe: Path, **extra: str) -> dict[str, str]:
 
 def test_build_writes_definition_builds_packages_then_iso(stub: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    iso = isotool.build(str(stub), out, "docker-0123456789ab", "kernel: {}\n", [tmp_path / "pkg" / "g"])
+    iso = isotool.build(
+        str(stub), out, "docker-0123456789ab", "kernel: {}\n", [(tmp_path / "pkg" / "g", "abc123")]
+    )
     assert iso == out / "docker-0123456789ab.iso" and iso.is_file()
     assert (out / "docker-0123456789ab.yml").read_text() == "kernel: {}\n"
     calls = [json.loads(line) for line in _calls(stub)]
-    assert calls[0] == ["pkg", "build", "--platforms", "linux/amd64", str(tmp_path / "pkg" / "g")]
+    assert calls[0] == [
+        "pkg", "build", "--org", "linuxkit-swarm", "--hash", "abc123", "--platforms", "linux/amd64",
+        str(tmp_path / "pkg" / "g"),
+    ]  # fmt: skip
     assert calls[1] == [
         "build", "--format", "iso-bios", "--arch", "amd64", "--name", "docker-0123456789ab",
         "--dir", str(out), str(out / "docker-0123456789ab.yml"),
@@ -159,7 +164,7 @@ def test_mask_hides_plain_and_quoted_forms() -> None:
 
 def test_command_lines_name_no_machine_path_or_secret() -> None:
     lines = [
-        isotool.build_command_line("docker-abc", ["/p/pkg/g"]),
+        isotool.build_command_line("docker-abc", [("pkg/g", "abc123")]),
         isotool.push_command_line("DC", "DS", "iso", prebuilt=True),
         isotool.delete_command_line("DC", "DS", "iso/docker-abc.iso", insecure=True),
     ]
