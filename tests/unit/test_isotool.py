@@ -100,13 +100,16 @@ def test_failed_build_explains_docker_requirement(
 
 
 def test_build_command_line_runs_as_the_provider_runs_it(stub: Path, tmp_path: Path) -> None:
-    line = isotool.build_command_line("docker-abc", [])
+    line = isotool.build_command_line("docker-abc", [("pkg/swarm-guest", "0123456789ab")])
     env = _step_env(tmp_path, stub, LKS_OUT=str(tmp_path / "out"))
     proc = subprocess.run(  # noqa: PLW1510 - the test asserts on returncode
         ["/bin/sh", "-c", line], input="kernel: {}\n", env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "docker-abc.iso").is_file()
+    first = json.loads(_calls(stub)[0])
+    assert first[:6] == ["pkg", "build", "--org", "linuxkit-swarm", "--hash", "0123456789ab"]
+    assert first[-1] == "pkg/swarm-guest"
 
 
 def test_push_passes_credentials_only_in_environment(stub: Path, tmp_path: Path) -> None:
