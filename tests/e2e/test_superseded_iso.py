@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import vcsim as vcsim_script
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
-import vcsim as vcsim_script
 from linuxkit_swarm import isotool
 
 
