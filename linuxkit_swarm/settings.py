@@ -409,7 +409,7 @@ def _parse_pool(r: _Reader, key: str, raw: Any, role: str) -> NodePoolSettings:
     names = _pool_names(r, key, obj) if obj else ()
     cpus = r.integer(f"{key}.cpus", obj.get("cpus"), 2, 1)
     memory = r.integer(f"{key}.memoryMb", obj.get("memoryMb"), 1024, 512, ", a multiple of 4")
-    if memory % 4:
+    if memory >= 512 and memory % 4:  # below 512 is already reported
         r.fail(f"{key}.memoryMb", memory, "an integer >= 512, a multiple of 4")
     disk = r.integer(f"{key}.dataDiskGb", obj.get("dataDiskGb"), 10, 1)
     guest_id = r.string(

@@ -288,3 +288,13 @@ def test_empty_optional_strings_mean_unset() -> None:
 def test_node_names() -> None:
     assert node_names("tf-sw-", 3) == ("tf-sw-0", "tf-sw-1", "tf-sw-2")
     assert node_names("w", 0) == ()
+
+
+def test_one_problem_per_bad_value() -> None:
+    project, vsphere = _fresh()
+    project["workers"] = {**project["workers"], "memoryMb": 510}
+    with pytest.raises(SettingsError) as info:
+        parse_settings(project, vsphere, base_dir=PROJECT_DIR, secret_keys=_SECRETS)
+    assert [p for p in info.value.problems if "memoryMb" in p] == [
+        "linuxkit-swarm:workers.memoryMb = 510: expected an integer >= 512, a multiple of 4"
+    ]
