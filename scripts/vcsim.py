@@ -131,9 +131,7 @@ def stop(state_dir: Path) -> bool:
     except ProcessLookupError:
         return False
     for _ in range(50):
-        try:
-            os.kill(sim.pid, 0)
-        except ProcessLookupError:
+        if not _alive(sim.pid):
             break
         time.sleep(0.1)
     else:
@@ -149,6 +147,12 @@ def load(state_dir: Path) -> Vcsim | None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether pid runs; reaps it first when it is our exited child (a zombie)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child (started by another process): ask the kernel
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
