@@ -26,6 +26,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 DATACENTER = "DC0"
 CLUSTER = "DC0_C0"
@@ -52,6 +53,10 @@ class Vcsim:
     def server(self) -> str:
         """``host:port`` as the vSphere provider's ``vsphereServer`` takes it."""
         return f"{self.host}:{self.port}"
+
+    def connect(self, timeout: float = 10.0) -> Any:
+        """A pyVmomi ServiceInstance logged in to the simulator (retries until it answers)."""
+        return _connect(self.host, self.port, self.password, time.monotonic() + timeout)
 
 
 def start(state_dir: Path, timeout: float = 30.0) -> Vcsim:
@@ -107,7 +112,7 @@ def start(state_dir: Path, timeout: float = 30.0) -> Vcsim:
     return sim
 
 
-def _connect(host: str, port: int, password: str, deadline: float):  # type: ignore[no-untyped-def]
+def _connect(host: str, port: int, password: str, deadline: float) -> Any:
     from pyVim.connect import SmartConnect
 
     while True:

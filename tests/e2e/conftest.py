@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 
 import pytest
 import yaml
+from pyVim.connect import Disconnect
+from pyVmomi import vim
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_DIR / "scripts"))
@@ -54,6 +57,24 @@ def simulator(toolchain: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield sim
     finally:
         vcsim_script.stop(state)
+
+
+@pytest.fixture(scope="module")
+def vc(simulator: vcsim_script.Vcsim) -> Iterator[Any]:
+    """pyVmomi content of the module's simulator, to assert against vSphere itself."""
+    si = simulator.connect()
+    try:
+        yield si.RetrieveContent()
+    finally:
+        Disconnect(si)
+
+
+def wait_task(task: Any) -> Any:
+    """Wait for a vSphere task, assert it succeeded, return its result."""
+    while task.info.state not in (vim.TaskInfo.State.success, vim.TaskInfo.State.error):
+        time.sleep(0.05)
+    assert task.info.state == vim.TaskInfo.State.success, task.info.error
+    return task.info.result
 
 
 @dataclass

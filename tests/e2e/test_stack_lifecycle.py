@@ -7,33 +7,17 @@ tests run in file order on one stack: each step starts from the previous one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 import yaml
-from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 from linuxkit_swarm import guestinfo
 from tests.e2e.conftest import SECRET_TOKEN, Stack
 
 FOLDER = "TERRAFORM/Linux/linuxkit-e2e"
-
-
-@pytest.fixture(scope="module")
-def vc(stack: Stack) -> Iterator[Any]:
-    """pyVmomi content of the simulator."""
-    sim = stack.sim
-    si = SmartConnect(
-        host=sim.host, port=sim.port, user=sim.user, pwd=sim.password, disableSslCertValidation=True
-    )
-    try:
-        yield si.RetrieveContent()
-    finally:
-        Disconnect(si)
 
 
 def _vms(vc: Any, folder: str = FOLDER) -> dict[str, Any]:

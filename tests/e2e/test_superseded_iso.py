@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import vcsim as vcsim_script
-from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 from linuxkit_swarm import isotool
-
-
-@pytest.fixture(scope="module")
-def vc(simulator: vcsim_script.Vcsim) -> Iterator[Any]:
-    si = SmartConnect(
-        host=simulator.host,
-        port=simulator.port,
-        user=simulator.user,
-        pwd=simulator.password,
-        disableSslCertValidation=True,
-    )
-    try:
-        yield si.RetrieveContent()
-    finally:
-        Disconnect(si)
+from tests.e2e.conftest import wait_task
 
 
 def _url(sim: vcsim_script.Vcsim) -> str:
@@ -39,13 +22,6 @@ def _put_iso(sim: vcsim_script.Vcsim, name: str) -> Path:
     path.parent.mkdir(exist_ok=True)
     path.write_bytes(b"iso")
     return path
-
-
-def _wait(task: Any) -> Any:
-    while task.info.state not in (vim.TaskInfo.State.success, vim.TaskInfo.State.error):
-        time.sleep(0.05)
-    assert task.info.state == vim.TaskInfo.State.success, task.info.error
-    return task.info.result
 
 
 def test_unused_iso_is_deleted_and_a_second_delete_is_harmless(simulator: vcsim_script.Vcsim) -> None:
@@ -75,14 +51,14 @@ def test_iso_still_attached_to_a_vm_is_kept(simulator: vcsim_script.Vcsim, vc: A
         files=vim.vm.FileInfo(vmPathName="[LocalDS_0]"),
         deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="add", device=cdrom)],
     )
-    vm = _wait(dc.vmFolder.CreateVM_Task(config=spec, pool=pool))
+    vm = wait_task(dc.vmFolder.CreateVM_Task(config=spec, pool=pool))
     try:
         result = isotool.delete("DC0", "LocalDS_0", "linuxkit/docker-000000000002.iso", _url(simulator), True)
         assert result.startswith("kept [LocalDS_0] linuxkit/docker-000000000002.iso: still attached to ")
         assert "still-booting-old-iso" in result
         assert iso.exists()
     finally:
-        _wait(vm.Destroy_Task())
+        wait_task(vm.Destroy_Task())
 
 
 def test_wrong_credentials_fail_without_showing_them(simulator: vcsim_script.Vcsim) -> None:
