@@ -126,10 +126,10 @@ def push(
             f"the ISO {iso} to push does not exist: run `pulumi up` again so the build step "
             "recreates it (the build directory .build/ may have been cleaned)."
         )
-    argv = [exe, "push", "vcenter", "--datacenter", datacenter, "--datastore", datastore]
-    env_url_only = [*argv, "--folder", folder, str(iso)]
+    # No --url: linuxkit reads VCURL from the environment, so argv carries no credentials.
+    argv = [exe, "push", "vcenter", "--datacenter", datacenter, "--datastore", datastore, "--folder", folder]
     _run(
-        env_url_only,
+        [*argv, str(iso)],
         _url_secrets(url),
         "`linuxkit push vcenter`",
         "Check vsphere:vsphereServer, vsphere:user, vsphere:password, the datacenter and "

@@ -505,6 +505,11 @@ def _parse_swarm(r: _Reader, p: Callable[[str], Any], secret_keys: set[str]) -> 
     return SwarmSettings(manager_address=address or None, join_token=token, ssh_authorized_keys=keys)
 
 
+def namespace(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The keys of one config namespace (``name:key``), without the prefix."""
+    return {k.removeprefix(f"{name}:"): v for k, v in config.items() if k.startswith(f"{name}:")}
+
+
 def from_pulumi_config(base_dir: Path) -> Settings:
     """Read this stack's config through the Pulumi SDK and parse it."""
     import pulumi.runtime.config as runtime_config
@@ -512,6 +517,5 @@ def from_pulumi_config(base_dir: Path) -> Settings:
     all_config: dict[str, Any] = dict(runtime_config.get_config_env())
     all_config.update(runtime_config.CONFIG.get())
     secret_keys = {k for k in all_config if runtime_config.is_config_secret(k)}
-    project = {k.split(":", 1)[1]: v for k, v in all_config.items() if k.startswith(PROJECT + ":")}
-    vsphere = {k.split(":", 1)[1]: v for k, v in all_config.items() if k.startswith("vsphere:")}
+    project, vsphere = namespace(all_config, PROJECT), namespace(all_config, "vsphere")
     return parse_settings(project, vsphere, base_dir=base_dir, secret_keys=sorted(secret_keys))

@@ -10,7 +10,7 @@ import yaml
 
 from linuxkit_swarm import image_definition as idef
 from linuxkit_swarm.image_plan import plan_image
-from linuxkit_swarm.settings import parse_settings
+from linuxkit_swarm.settings import PROJECT, namespace, parse_settings
 from linuxkit_swarm.validators import check_image_reference
 from tests.unit.conftest import TOKEN
 from tests.unit.harness import PROJECT_DIR
@@ -21,8 +21,7 @@ DEV_STACKS = {"dev", "local"}  # the only stacks allowed a root shell on the con
 
 def _stack_settings(stack_file: Path, **project_overrides: Any) -> Any:
     config = yaml.safe_load(stack_file.read_text())["config"]
-    project = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("linuxkit-swarm:")}
-    vsphere = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("vsphere:")}
+    project, vsphere = namespace(config, PROJECT), namespace(config, "vsphere")
     vsphere.setdefault("vsphereServer", "vc.example.org")
     vsphere["password"] = "placeholder"
     project.update(project_overrides)
