@@ -8,7 +8,7 @@ from pathlib import Path
 import pulumi
 from pulumi_command import local
 
-from linuxkit_swarm import isotool
+from linuxkit_swarm import iso_steps
 from linuxkit_swarm.image_plan import ImagePlan
 from linuxkit_swarm.settings import ImageSettings, VCenterSettings
 
@@ -45,9 +45,11 @@ class LinuxKitImage(pulumi.ComponentResource):
     image_hash: pulumi.Output[str]
     """SHA-256 of everything that defines the image."""
     iso_datastore_path: pulumi.Output[str]
-    """``<isoFolder>/<name>-<hash12>.iso`` inside the datastore."""
-    push: local.Command
-    """The push step; VMs that boot the ISO depend on it."""
+    """``<isoFolder>/<name>-<hash12>.iso`` inside the datastore, once the push step ran.
+
+    Known at preview (it is derived from the push step's URN, not its result),
+    and it carries the dependency: whatever boots the ISO waits for the push.
+    """
 
     def __init__(
         self, name: str, args: LinuxKitImageArgs, opts: pulumi.ResourceOptions | None = None
@@ -68,11 +70,11 @@ class LinuxKitImage(pulumi.ComponentResource):
         if plan.rendered_yaml is not None:
             build = local.Command(
                 f"{name}-build",
-                create=isotool.build_command_line(
+                create=iso_steps.build_command_line(
                     plan.iso_stem,
                     [(d.relative_to(definition_dir).as_posix(), tag) for d, tag in plan.packages],
                 ),
-                update=isotool.NOOP_UPDATE,
+                update=iso_steps.NOOP_UPDATE,
                 delete='rm -rf "$LKS_OUT"',
                 stdin=plan.rendered_yaml,
                 # Relative `source:` paths in the definition resolve from its directory.
@@ -84,21 +86,21 @@ class LinuxKitImage(pulumi.ComponentResource):
             depends.append(build)
 
         vcurl = pulumi.Output.secret(
-            isotool.vcenter_url(args.vcenter.server, args.vcenter.user, args.vcenter.password.reveal())
+            iso_steps.vcenter_url(args.vcenter.server, args.vcenter.user, args.vcenter.password.reveal())
         )
         push_env: dict[str, pulumi.Input[str]] = {**base_env, "LKS_ISO": str(local_iso), "VCURL": vcurl}
         if plan.prebuilt_iso is not None:
             push_env["LKS_SOURCE"] = str(plan.prebuilt_iso)
-        self.push = local.Command(
+        push = local.Command(
             f"{name}-push",
-            create=isotool.push_command_line(
+            create=iso_steps.push_command_line(
                 args.datacenter,
                 args.datastore,
                 args.image.iso_folder,
                 prebuilt=plan.prebuilt_iso is not None,
             ),
-            update=isotool.NOOP_UPDATE,
-            delete=isotool.delete_command_line(
+            update=iso_steps.NOOP_UPDATE,
+            delete=iso_steps.delete_command_line(
                 args.datacenter,
                 args.datastore,
                 plan.iso_datastore_path,
@@ -112,5 +114,5 @@ class LinuxKitImage(pulumi.ComponentResource):
             ),
         )
         self.image_hash = pulumi.Output.from_input(plan.identity)
-        self.iso_datastore_path = pulumi.Output.from_input(plan.iso_datastore_path)
+        self.iso_datastore_path = push.urn.apply(lambda _: plan.iso_datastore_path)
         self.register_outputs({"imageHash": self.image_hash, "isoDatastorePath": self.iso_datastore_path})

@@ -9,12 +9,13 @@ import pytest
 import vcsim as vcsim_script
 from pyVmomi import vim
 
-from linuxkit_swarm import isotool
+from linuxkit_swarm import iso_steps
+from operations import isotool
 from tests.e2e.conftest import wait_task
 
 
 def _url(sim: vcsim_script.Vcsim) -> str:
-    return isotool.vcenter_url(sim.server, sim.user, sim.password)
+    return iso_steps.vcenter_url(sim.server, sim.user, sim.password)
 
 
 def _put_iso(sim: vcsim_script.Vcsim, name: str) -> Path:
@@ -62,7 +63,7 @@ def test_iso_still_attached_to_a_vm_is_kept(simulator: vcsim_script.Vcsim, vc: A
 
 
 def test_wrong_credentials_fail_without_showing_them(simulator: vcsim_script.Vcsim) -> None:
-    url = isotool.vcenter_url(simulator.server, simulator.user, "Wrong-Pa55")
+    url = iso_steps.vcenter_url(simulator.server, simulator.user, "Wrong-Pa55")
     with pytest.raises(isotool.StepError) as info:
         isotool.delete("DC0", "LocalDS_0", "linuxkit/x.iso", url, True)
     assert "cannot connect to vCenter" in str(info.value)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from linuxkit_swarm import isotool
+from linuxkit_swarm import iso_steps
+from operations import isotool
 from tests.unit.conftest import PASSWORD
 from tests.unit.harness import PROJECT_DIR
 
@@ -32,7 +33,7 @@ case "$1" in
 esac
 """
 
-URL = isotool.vcenter_url("vc.example.org", "admin@vsphere.local", PASSWORD)
+URL = iso_steps.vcenter_url("vc.example.org", "admin@vsphere.local", PASSWORD)
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ def test_failed_build_explains_docker_requirement(
 
 
 def test_build_command_line_runs_as_the_provider_runs_it(stub: Path, tmp_path: Path) -> None:
-    line = isotool.build_command_line("docker-abc", [("pkg/swarm-guest", "0123456789ab")])
+    line = iso_steps.build_command_line("docker-abc", [("pkg/swarm-guest", "0123456789ab")])
     env = _step_env(tmp_path, stub, LKS_OUT=str(tmp_path / "out"))
     proc = subprocess.run(  # noqa: PLW1510 - the test asserts on returncode
         ["/bin/sh", "-c", line], input="kernel: {}\n", env=env, capture_output=True, text=True
@@ -116,7 +117,7 @@ def test_push_passes_credentials_only_in_environment(stub: Path, tmp_path: Path)
     iso = tmp_path / "out" / "docker-abc.iso"
     iso.parent.mkdir()
     iso.write_text("iso")
-    line = isotool.push_command_line("Spittal", "datastore1", "linuxkit", prebuilt=False)
+    line = iso_steps.push_command_line("Spittal", "datastore1", "linuxkit", prebuilt=False)
     env = _step_env(tmp_path, stub, LKS_ISO=str(iso), VCURL=URL)
     proc = subprocess.run(["/bin/sh", "-c", line], env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
@@ -156,20 +157,20 @@ def test_push_and_delete_refuse_to_run_without_vcurl(
 
 
 def test_vcenter_url_quotes_credentials() -> None:
-    url = isotool.vcenter_url("vc:8443", "a@b", "p:w/@")
+    url = iso_steps.vcenter_url("vc:8443", "a@b", "p:w/@")
     assert url == "https://a%40b:p%3Aw%2F%40@vc:8443/sdk"
 
 
 def test_mask_hides_plain_and_quoted_forms() -> None:
-    assert isotool.mask("x p:w/@ y p%3Aw%2F%40 z", ["p:w/@"]) == "x [secret] y [secret] z"
-    assert isotool.mask("nothing", [""]) == "nothing"
+    assert iso_steps.mask("x p:w/@ y p%3Aw%2F%40 z", ["p:w/@"]) == "x [secret] y [secret] z"
+    assert iso_steps.mask("nothing", [""]) == "nothing"
 
 
 def test_command_lines_name_no_machine_path_or_secret() -> None:
     lines = [
-        isotool.build_command_line("docker-abc", [("pkg/g", "abc123")]),
-        isotool.push_command_line("DC", "DS", "iso", prebuilt=True),
-        isotool.delete_command_line("DC", "DS", "iso/docker-abc.iso", insecure=True),
+        iso_steps.build_command_line("docker-abc", [("pkg/g", "abc123")]),
+        iso_steps.push_command_line("DC", "DS", "iso", prebuilt=True),
+        iso_steps.delete_command_line("DC", "DS", "iso/docker-abc.iso", insecure=True),
     ]
     for line in lines:
         assert sys.executable not in line and "VCURL" not in line

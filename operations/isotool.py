@@ -1,6 +1,6 @@
 """The ISO's life cycle steps, run by pulumi-command: build, push, delete.
 
-``python -m linuxkit_swarm.isotool <step> ...`` is what the LinuxKitImage
+``python -m operations.isotool <step> ...`` is what the LinuxKitImage
 component's commands execute. Keeping the steps here (not in inline shell)
 gives clear errors that say what failed and how to fix it, masks the vCenter
 credentials in anything printed, and lets tests run each step directly.
@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, unquote, urlsplit
 
+from linuxkit_swarm import iso_steps
 from linuxkit_swarm.image_definition import ARCH, ISO_FORMAT, PACKAGE_ORG
+from operations import vcenter
 
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 127
@@ -35,25 +33,6 @@ class StepError(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
-
-
-def vcenter_url(server: str, user: str, password: str) -> str:
-    """``https://user:pass@server/sdk`` as ``linuxkit push vcenter`` expects it."""
-    return f"https://{quote(user, safe='')}:{quote(password, safe='')}@{server}/sdk"
-
-
-def mask(text: str, secrets: Sequence[str]) -> str:
-    """Replace every secret (plain and URL-quoted) in text."""
-    for secret in secrets:
-        if secret:
-            for form in {secret, quote(secret, safe="")}:
-                text = text.replace(form, "[secret]")
-    return text
-
-
-def _url_secrets(url: str) -> list[str]:
-    parts = urlsplit(url)
-    return [url, unquote(parts.password or ""), parts.password or ""]
 
 
 def _resolve_executable(linuxkit: str) -> str:
@@ -74,7 +53,7 @@ def _run(argv: Sequence[str], secrets: Sequence[str], what: str, hint: str) -> N
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     for stream, target in ((proc.stdout, sys.stdout), (proc.stderr, sys.stderr)):
         if stream:
-            target.write(mask(stream, secrets))
+            target.write(iso_steps.mask(stream, secrets))
     if proc.returncode != 0:
         raise StepError(f"{what} failed (exit {proc.returncode}). {hint}")
 
@@ -130,7 +109,7 @@ def push(
     argv = [exe, "push", "vcenter", "--datacenter", datacenter, "--datastore", datastore, "--folder", folder]
     _run(
         [*argv, str(iso)],
-        _url_secrets(url),
+        iso_steps.url_secrets(url),
         "`linuxkit push vcenter`",
         "Check vsphere:vsphereServer, vsphere:user, vsphere:password, the datacenter and "
         "datastore names, and that the user may upload files to the datastore.",
@@ -139,141 +118,34 @@ def push(
 
 def delete(datacenter: str, datastore: str, path: str, url: str, insecure: bool) -> str:
     """Delete a superseded ISO unless a VM still boots from it; return what happened."""
-    from pyVim.connect import Disconnect, SmartConnect  # lazy: only this step needs pyVmomi
-    from pyVmomi import vim
-
-    parts = urlsplit(url)
+    ds_path = f"[{datastore}] {path}"
     try:
-        si = SmartConnect(
-            host=parts.hostname,
-            port=parts.port or 443,
-            user=unquote(parts.username or ""),
-            pwd=unquote(parts.password or ""),
-            disableSslCertValidation=insecure,
-        )
-    except Exception as exc:
+        with vcenter.session(url, insecure) as content:
+            dc = vcenter.find_datacenter(content, datacenter)
+            if dc is None:
+                raise StepError(f"datacenter {datacenter!r} not found while deleting {ds_path}")
+            users = vcenter.vms_using_iso(content, dc, ds_path)
+            if users:
+                return (
+                    f"kept {ds_path}: still attached to {', '.join(sorted(users))}; it is deleted "
+                    "by a later rollout, or by hand with `govc datastore.rm`"
+                )
+            outcome = vcenter.delete_datastore_file(content, dc, ds_path)
+    except vcenter.ConnectError as exc:
         raise StepError(
-            mask(f"cannot connect to vCenter to delete [{datastore}] {path}: {exc}", _url_secrets(url))
-        ) from None
-    try:
-        content = si.RetrieveContent()
-        dc = next(
-            (
-                e
-                for e in content.rootFolder.childEntity
-                if isinstance(e, vim.Datacenter) and e.name == datacenter
-            ),
-            None,
-        )
-        if dc is None:
-            raise StepError(f"datacenter {datacenter!r} not found while deleting [{datastore}] {path}")
-        ds_path = f"[{datastore}] {path}"
-        users = _vms_using_iso(content, dc, ds_path)
-        if users:
-            return (
-                f"kept {ds_path}: still attached to {', '.join(sorted(users))}; it is deleted "
-                "by a later rollout, or by hand with `govc datastore.rm`"
+            iso_steps.mask(
+                f"cannot connect to vCenter to delete {ds_path}: {exc}", iso_steps.url_secrets(url)
             )
-        task = content.fileManager.DeleteDatastoreFile_Task(name=ds_path, datacenter=dc)
-        state, error = _task_outcome(content, task)
-        if state == vim.TaskInfo.State.error:
-            if isinstance(error, vim.fault.FileNotFound):
-                return f"{ds_path} was already gone"
-            raise StepError(f"deleting {ds_path} failed: {getattr(error, 'msg', error)}")
+        ) from None
+    if outcome.error is None:
         return f"deleted {ds_path}"
-    finally:
-        Disconnect(si)
-
-
-def _task_outcome(content: Any, task: Any) -> tuple[str, Any]:
-    """Wait for a task; read only its state and error.
-
-    Reading all of ``task.info`` fails on some servers (vcsim reports the file
-    manager as the task's entity, which pyVmomi refuses to deserialize).
-    """
-    from pyVmomi import vim, vmodl
-
-    spec = vmodl.query.PropertyCollector.FilterSpec(
-        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=task)],
-        propSet=[
-            vmodl.query.PropertyCollector.PropertySpec(type=vim.Task, pathSet=["info.state", "info.error"])
-        ],
-    )
-    while True:
-        (result,) = content.propertyCollector.RetrieveContents([spec])
-        props = {p.name: p.val for p in result.propSet}
-        if props["info.state"] in (vim.TaskInfo.State.success, vim.TaskInfo.State.error):
-            return props["info.state"], props.get("info.error")
-        time.sleep(0.2)
-
-
-def _vms_using_iso(content: object, dc: object, ds_path: str) -> list[str]:
-    from pyVmomi import vim
-
-    view = content.viewManager.CreateContainerView(dc.vmFolder, [vim.VirtualMachine], True)  # type: ignore[attr-defined]
-    try:
-        users = []
-        for vm in view.view:
-            devices = vm.config.hardware.device if vm.config else []
-            for device in devices:
-                backing = getattr(device, "backing", None)
-                if (
-                    isinstance(device, vim.vm.device.VirtualCdrom)
-                    and getattr(backing, "fileName", None) == ds_path
-                ):
-                    users.append(vm.name)
-        return users
-    finally:
-        view.Destroy()
-
-
-# Command lines for pulumi-command. They name no secret and no machine-specific
-# path: those come from the environment (LKS_*, VCURL), so moving the checkout or
-# the virtualenv is an in-place no-op update, never a rebuild or re-push.
-_MODULE = '"$LKS_PYTHON" -m linuxkit_swarm.isotool'
-NOOP_UPDATE = "echo 'linuxkit-swarm: image identity unchanged; nothing to build or push'"
-
-
-def build_command_line(iso_stem: str, packages: Sequence[tuple[str, str]]) -> str:
-    """Shell line of the build step; the rendered YAML arrives on stdin.
-
-    Packages are named relative to the definition's directory (the step's cwd).
-    """
-    words = [_MODULE, "build", '--linuxkit "$LKS_LINUXKIT"', '--out-dir "$LKS_OUT"']
-    words += [f"--name {shlex.quote(iso_stem)}"]
-    words += [f"--package {shlex.quote(f'{path}={tag}')}" for path, tag in packages]
-    return " ".join(words)
-
-
-def push_command_line(datacenter: str, datastore: str, folder: str, *, prebuilt: bool) -> str:
-    """Shell line of the push step; ``$LKS_ISO`` is the local ISO, ``$VCURL`` the target."""
-    words = [_MODULE, "push", '--linuxkit "$LKS_LINUXKIT"', '--iso "$LKS_ISO"']
-    if prebuilt:
-        words.append('--source "$LKS_SOURCE"')
-    words += [
-        f"--datacenter {shlex.quote(datacenter)}",
-        f"--datastore {shlex.quote(datastore)}",
-        f"--folder {shlex.quote(folder)}",
-    ]
-    return " ".join(words)
-
-
-def delete_command_line(datacenter: str, datastore: str, path: str, *, insecure: bool) -> str:
-    """Shell line that removes a superseded ISO once nothing boots from it."""
-    words = [
-        _MODULE,
-        "delete",
-        f"--datacenter {shlex.quote(datacenter)}",
-        f"--datastore {shlex.quote(datastore)}",
-        f"--path {shlex.quote(path)}",
-    ]
-    if insecure:
-        words.append("--insecure")
-    return " ".join(words)
+    if outcome.not_found:
+        return f"{ds_path} was already gone"
+    raise StepError(f"deleting {ds_path} failed: {outcome.error}")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m linuxkit_swarm.isotool", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m operations.isotool", description=__doc__)
     steps = parser.add_subparsers(dest="step", required=True)
     b = steps.add_parser("build", help="build the ISO; the rendered definition comes on stdin")
     b.add_argument("--linuxkit", required=True)
