@@ -11,6 +11,7 @@ import pulumi
 from components import LinuxKitImage, LinuxKitImageArgs, SwarmNodePool, SwarmNodePoolArgs
 from linuxkit_swarm.image_plan import plan_image
 from linuxkit_swarm.settings import from_pulumi_config
+from operations.folder_guard import existing_folder_guard
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
@@ -37,10 +38,10 @@ workers = SwarmNodePool(
         pool=settings.workers,
         site=settings.site,
         swarm=settings.swarm,
-        iso_datastore_path=plan.iso_datastore_path,
+        iso_datastore_path=image.iso_datastore_path,
         image_identity=plan.identity,
         annotation=f"linuxkit-swarm {pulumi.get_project()}/{pulumi.get_stack()}: worker",
-        depends_on=[image.push],
+        folder_hook=existing_folder_guard(settings.vcenter, settings.site),
     ),
 )
 

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_vsphere as vsphere
 
-from linuxkit_swarm import guestinfo
+from linuxkit_swarm import folders, guest_ips, guestinfo
 from linuxkit_swarm.settings import NodePoolSettings, SiteSettings, SwarmSettings
 
 DATA_DISK_LABEL = "data"  # never change: a new label makes the provider replace the disk
 SCSI_TYPE = "pvscsi"  # built into the LinuxKit 6.x kernel (LSI Logic SAS is not)
-# Perpetual diffs that would reboot every VM on each `up` (pulumi-vsphere #472).
-IGNORED_VM_CHANGES = ["eptRviMode", "hvMode"]
-
-
-def folder_segments(parent_folder: str, folder: str) -> list[str]:
-    """Paths of the folders to create, one per segment of ``folder``, below the parent."""
-    paths = []
-    current = parent_folder
-    for segment in folder.split("/"):
-        current = f"{current}/{segment}" if current else segment
-        paths.append(current)
-    return paths
+# The provider has no boot-order setting. Pinned so that a data disk that ever
+# carries a boot sector is never booted instead of the ISO (LinuxKit runs from it).
+BOOT_ORDER = {"bios.bootOrder": "cdrom,hdd"}
 
 
 @dataclass(frozen=True)
@@ -38,21 +28,21 @@ class SwarmNodePoolArgs:
     """Datacenter, resource pool, datastore, network and folders."""
     swarm: SwarmSettings
     """Manager address, join token and SSH keys handed to every node."""
-    iso_datastore_path: str
-    """The ISO each VM boots, inside ``site.datastore``."""
+    iso_datastore_path: pulumi.Input[str]
+    """The ISO each VM boots, inside ``site.datastore``; an Output of the push, so VMs wait for it."""
     image_identity: str
     """Image hash; written to extra_config so a new image reboots VMs in place."""
     annotation: str = ""
     """Text shown in vCenter's notes for every VM."""
-    depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
-    """Resources the VMs wait for (the ISO push)."""
+    folder_hook: pulumi.ResourceHook | None = None
+    """Runs before a folder is created (at preview too): refuses folders that already exist."""
 
 
 class SwarmNodePool(pulumi.ComponentResource):
     """Folders below the parent folder and one VM per node.
 
     A new image changes only the CD-ROM path and extra_config, both in-place
-    updates: the VM reboots into the new ISO and keeps its data disk.
+    updates: the VM shuts down, boots the new ISO and keeps its data disk.
     """
 
     folder_path: pulumi.Output[str]
@@ -78,13 +68,14 @@ class SwarmNodePool(pulumi.ComponentResource):
         network = vsphere.get_network_output(name=site.network, datacenter_id=dc.id, opts=invoke)
 
         folder: vsphere.Folder | None = None
-        for index, path in enumerate(folder_segments(site.parent_folder, site.folder)):
+        hooks = pulumi.ResourceHookBinding(before_create=[args.folder_hook]) if args.folder_hook else None
+        for index, path in enumerate(folders.folder_segments(site.parent_folder, site.folder)):
             folder = vsphere.Folder(
                 f"{name}-folder-{index}",
                 path=path,
                 type="vm",
                 datacenter_id=dc.id,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[folder] if folder else []),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[folder] if folder else [], hooks=hooks),
             )
 
         token = pulumi.Output.secret(args.swarm.join_token.reveal()) if args.swarm.join_token else None
@@ -126,11 +117,15 @@ class SwarmNodePool(pulumi.ComponentResource):
                 extra_config=_extra_config(userdata, args.image_identity, token),
                 wait_for_guest_net_timeout=pool.wait_for_guest_net_timeout,
                 wait_for_guest_ip_timeout=pool.wait_for_guest_ip_timeout,
+                wait_for_guest_net_routable=pool.wait_for_guest_net_routable,
                 ignored_guest_ips=list(pool.ignored_guest_ips),
+                # An OS rollout reboots through a guest shutdown (VMware Tools asks
+                # LinuxKit's init to power off), forced off after this many minutes.
+                shutdown_wait_timeout=pool.shutdown_wait_timeout,
+                force_power_off=pool.force_power_off,
                 opts=pulumi.ResourceOptions(
                     parent=self,
-                    depends_on=[*([folder] if folder else []), *args.depends_on],
-                    ignore_changes=IGNORED_VM_CHANGES,
+                    depends_on=[folder] if folder else [],
                     # A replacement keeps the VM name, which vSphere allows only once.
                     delete_before_replace=True,
                 ),
@@ -138,7 +133,7 @@ class SwarmNodePool(pulumi.ComponentResource):
 
         self.folder_path = pulumi.Output.from_input(site.folder_path)
         self.names = pulumi.Output.from_input(list(pool.names))
-        self.ips = _ip_map(self.vms)
+        self.ips = _ip_map(self.vms, pool.ignored_guest_ips)
         self.register_outputs({"folderPath": self.folder_path, "names": self.names, "ips": self.ips})
 
 
@@ -147,15 +142,23 @@ def _extra_config(
 ) -> pulumi.Input[dict[str, str]]:
     """Guestinfo for one VM; secret as a whole when it carries the join token."""
     if token is None:
-        return guestinfo.extra_config(node, identity)
+        return {**guestinfo.extra_config(node, identity), **BOOT_ORDER}
     return token.apply(
-        lambda value: guestinfo.extra_config(dataclasses.replace(node, join_token=value), identity)
+        lambda value: {
+            **guestinfo.extra_config(dataclasses.replace(node, join_token=value), identity),
+            **BOOT_ORDER,
+        }
     )
 
 
-def _ip_map(vms: dict[str, vsphere.VirtualMachine]) -> pulumi.Output[dict[str, str]]:
+def _ip_map(
+    vms: dict[str, vsphere.VirtualMachine], ignored: tuple[str, ...]
+) -> pulumi.Output[dict[str, str]]:
+    """Name -> address chosen from ``guest_ip_addresses`` (see ``guest_ips``)."""
     names = list(vms)
-    ips = [vms[n].default_ip_address for n in names]
-    return pulumi.Output.all(*ips).apply(
-        lambda values: {n: ip or "" for n, ip in zip(names, values, strict=True)}
+    addresses = [vms[n].guest_ip_addresses for n in names]
+    return pulumi.Output.all(*addresses).apply(
+        lambda values: {
+            n: guest_ips.primary_ip(ips or [], ignored) for n, ips in zip(names, values, strict=True)
+        }
     )

@@ -55,7 +55,10 @@ WORKER_KEYS = (
     "guestId",
     "waitForGuestNetTimeout",
     "waitForGuestIpTimeout",
+    "waitForGuestNetRoutable",
     "ignoredGuestIps",
+    "shutdownWaitTimeout",
+    "forcePowerOff",
 )
 VSPHERE_KEYS = ("vsphereServer", "user", "password", "allowUnverifiedSsl")
 
@@ -139,7 +142,10 @@ class NodePoolSettings:
     guest_id: str
     wait_for_guest_net_timeout: int
     wait_for_guest_ip_timeout: int
+    wait_for_guest_net_routable: bool
     ignored_guest_ips: tuple[str, ...]
+    shutdown_wait_timeout: int
+    force_power_off: bool
 
 
 @dataclass(frozen=True)
@@ -419,7 +425,20 @@ def _parse_pool(r: _Reader, key: str, raw: Any, role: str) -> NodePoolSettings:
         r.fail(f"{key}.guestId", guest_id, "a vSphere guest id such as " + DEFAULT_GUEST_ID)
     net_wait = r.integer(f"{key}.waitForGuestNetTimeout", obj.get("waitForGuestNetTimeout"), 5, 0)
     ip_wait = r.integer(f"{key}.waitForGuestIpTimeout", obj.get("waitForGuestIpTimeout"), 0, 0)
+    # dhcpcd on a LinuxKit node installs a default route only when the DHCP server
+    # offers a router; waiting for an address alone works on every network.
+    routable = r.boolean(f"{key}.waitForGuestNetRoutable", obj.get("waitForGuestNetRoutable"), False)
     ignored = r.string_list(f"{key}.ignoredGuestIps", obj.get("ignoredGuestIps"), DEFAULT_IGNORED_GUEST_IPS)
+    for index, network in enumerate(ignored):
+        reason = validators.check_ip_network(network)
+        if reason:
+            r.fail(f"{key}.ignoredGuestIps[{index}]", network, reason)
+    shutdown_wait = r.integer(
+        f"{key}.shutdownWaitTimeout", obj.get("shutdownWaitTimeout"), 3, 1, " and <= 10 (minutes)"
+    )
+    if shutdown_wait > 10:
+        r.fail(f"{key}.shutdownWaitTimeout", shutdown_wait, "an integer >= 1 and <= 10 (minutes)")
+    force_off = r.boolean(f"{key}.forcePowerOff", obj.get("forcePowerOff"), True)
     return NodePoolSettings(
         role=role,
         names=names,
@@ -429,7 +448,10 @@ def _parse_pool(r: _Reader, key: str, raw: Any, role: str) -> NodePoolSettings:
         guest_id=guest_id,
         wait_for_guest_net_timeout=net_wait,
         wait_for_guest_ip_timeout=ip_wait,
+        wait_for_guest_net_routable=routable,
         ignored_guest_ips=ignored,
+        shutdown_wait_timeout=shutdown_wait,
+        force_power_off=force_off,
     )
 
 

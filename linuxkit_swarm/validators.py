@@ -100,6 +100,15 @@ def _is_dns_name(host: str) -> bool:
     return all(_LABEL.match(label) for label in host.split("."))
 
 
+def check_ip_network(value: str) -> str | None:
+    """An IP address or CIDR network (IPv4 or IPv6), as the provider's ignored_guest_ips takes."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return "an IP address or CIDR network such as 172.17.0.0/16 or fe80::/10"
+    return None
+
+
 def check_ssh_public_key(line: str) -> str | None:
     """One authorized_keys line: ``<type> <base64 blob> [comment]``."""
     hint = "an OpenSSH public key line '<type> <base64> [comment]' with type one of " + ", ".join(

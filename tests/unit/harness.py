@@ -87,13 +87,27 @@ class SiteMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
         if args.typ == VM_TYPE:
-            # The guest reports an address only for some VMs, as in real life.
-            outputs["defaultIpAddress"] = "" if args.name.endswith("-2") else f"192.0.2.{len(args.name)}"
+            # The guest reports addresses only for some VMs, as in real life, and the
+            # provider's default_ip_address may be docker0's: the program must not use it.
+            outputs["defaultIpAddress"] = "172.17.0.1"
+            outputs["guestIpAddresses"] = (
+                [] if args.name.endswith("-2") else ["172.17.0.1", f"192.0.2.{len(args.name)}", "fe80::1"]
+            )
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         kind = args.token.rsplit(":", 1)[-1]
         return {"id": f"{kind}-{args.args.get('name', '')}", **args.args}, []
+
+
+class RecordingCallbacks:
+    """Stands in for the engine's callback server, which mocks do not start: keeps the hooks."""
+
+    def __init__(self) -> None:
+        self.hooks: dict[str, Any] = {}
+
+    def register_resource_hook(self, hook: Any) -> None:
+        self.hooks[hook.name] = hook
 
 
 @dataclass
@@ -104,6 +118,7 @@ class ProgramRun:
     invokes: list[str]
     exports: dict[str, Any] = field(default_factory=dict)
     secret_exports: set[str] = field(default_factory=set)
+    callbacks: RecordingCallbacks = field(default_factory=RecordingCallbacks)
 
     def of_type(self, typ: str) -> list[Registration]:
         """Registrations of one resource type, in order."""
@@ -187,5 +202,11 @@ def _execute(run: ProgramRun) -> None:
         runpy.run_path(str(MAIN), run_name="__main__")
         return asyncio.ensure_future(collect())
 
-    with mock.patch.object(pulumi, "export", side_effect=exported.__setitem__):
+    async def callbacks() -> RecordingCallbacks:
+        return run.callbacks
+
+    with (
+        mock.patch.object(pulumi, "export", side_effect=exported.__setitem__),
+        mock.patch("pulumi.runtime.resource._get_callbacks", callbacks),
+    ):
         program()

@@ -9,8 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from components.swarm_node_pool import folder_segments
-from linuxkit_swarm import guestinfo, isotool
+from linuxkit_swarm import guestinfo, iso_steps
 from tests.unit.conftest import PASSWORD, TOKEN
 from tests.unit.harness import COMMAND_TYPE, FOLDER_TYPE, VM_TYPE, ProgramRun, run_program
 
@@ -48,11 +47,11 @@ def test_one_folder_per_segment_below_the_parent(dev: ProgramRun) -> None:
     assert {f.inputs["datacenterId"] for f in folders} == {"getDatacenter-Spittal"}
     # The deeper folder waits for its parent.
     assert folders[0].urn in folders[1].request.dependencies
-
-
-def test_folder_segments() -> None:
-    assert folder_segments("", "a/b/c") == ["a", "a/b", "a/b/c"]
-    assert folder_segments("P/Q", "a") == ["P/Q/a"]
+    # Each folder runs the existing-folder guard before it is created, at preview too.
+    (guard,) = dev.callbacks.hooks.values()
+    assert guard.opts.on_dry_run is True
+    for folder in folders:
+        assert list(folder.request.hooks.before_create) == [guard.name]
 
 
 def test_vm_properties(dev: ProgramRun) -> None:
@@ -74,9 +73,15 @@ def test_vm_properties(dev: ProgramRun) -> None:
         assert i["scsiType"] == "pvscsi"
         assert i["waitForGuestNetTimeout"] == 5 and i["waitForGuestIpTimeout"] == 0
         assert "172.17.0.0/16" in i["ignoredGuestIps"] and "172.18.0.0/16" in i["ignoredGuestIps"]
-        assert list(vm.request.ignoreChanges) == ["eptRviMode", "hvMode"]
+        assert i["waitForGuestNetRoutable"] is False
+        assert (i["shutdownWaitTimeout"], i["forcePowerOff"]) == (3, True)
+        assert i["extraConfig"]["bios.bootOrder"] == "cdrom,hdd"
+        # The provider no longer reports eptRviMode/hvMode diffs: nothing is ignored.
+        assert list(vm.request.ignoreChanges) == []
         assert vm.request.deleteBeforeReplace is True
-        assert push.urn in vm.request.dependencies  # the ISO is on the datastore before boot
+        # The ISO path is an Output of the push: the VM waits for the ISO without depends_on.
+        assert push.urn in vm.request.dependencies
+        assert push.urn in vm.request.propertyDependencies["cdroms"].urns
 
 
 def test_guestinfo_decodes_to_each_nodes_settings(dev: ProgramRun, project: dict[str, Any]) -> None:
@@ -140,11 +145,11 @@ def test_commands_rerun_only_when_identity_changes(dev: ProgramRun) -> None:
     assert push.inputs["triggers"][0] == identity
     for cmd in (build, push):
         assert "triggers" in cmd.request.replaceOnChanges
-        assert cmd.inputs["update"] == isotool.NOOP_UPDATE
+        assert cmd.inputs["update"] == iso_steps.NOOP_UPDATE
     assert build.urn in push.request.dependencies
     assert "docker-" + identity[:12] in build.inputs["create"]
     assert build.inputs["stdin"].startswith("# linuxkit-swarm") or "kernel:" in build.inputs["stdin"]
-    assert push.inputs["delete"] == isotool.delete_command_line(
+    assert push.inputs["delete"] == iso_steps.delete_command_line(
         "Spittal", "datastore1", dev.exports["isoDatastorePath"], insecure=True
     )
 

@@ -123,6 +123,26 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
         _both(_drop("workers.names"), _set("workers.count", 2)),
         ["workers.namePrefix is required"],
     ),
+    "bad ignored guest IP": (
+        _set("workers.ignoredGuestIps", ["172.17.0.0/33"]),
+        ["workers.ignoredGuestIps[0] = '172.17.0.0/33'", "CIDR network"],
+    ),
+    "shutdown wait too long": (
+        _set("workers.shutdownWaitTimeout", 11),
+        ["workers.shutdownWaitTimeout = 11", "<= 10"],
+    ),
+    "shutdown wait zero": (
+        _set("workers.shutdownWaitTimeout", 0),
+        ["workers.shutdownWaitTimeout = 0", ">= 1"],
+    ),
+    "routable wait not a boolean": (
+        _set("workers.waitForGuestNetRoutable", "yes"),
+        ["workers.waitForGuestNetRoutable = 'yes'", "true or false"],
+    ),
+    "force power off not a boolean": (
+        _set("workers.forcePowerOff", 1),
+        ["workers.forcePowerOff = 1", "true or false"],
+    ),
     "unknown worker key": (_set("workers.cpu", 2), ["workers.cpu is not a known key", "cpus"]),
     "unknown project key": (_set("datacentre", "x"), ["linuxkit-swarm:datacentre is not a known key"]),
     "absolute folder": (_set("folder", "/Linux/dev"), ["linuxkit-swarm:folder = '/Linux/dev'", "relative"]),
