@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Builds the pinned offline toolchain from Go modules (module proxy only) into a
-# per-version cache outside the repo, then installs the provider plugins into
-# PULUMI_HOME. Idempotent: a tool whose binaries exist is skipped.
+# Builds the pinned toolchain into a per-version cache outside the repo and installs
+# the provider plugins into PULUMI_HOME:
+#   - the Pulumi CLI from its Go module (wrapper tools/go/pulumi),
+#   - from the upstream snapshots in $LKS_THIRD_PARTY (sha256 verified first; their
+#     Go dependencies come from the module proxy): the Python language host,
+#     pulumi-resource-vsphere, pulumi-resource-command, linuxkit, vcsim and govc
+#     (vcsim with our simulator patches, tools/vcsim).
+# Where a snapshot is absent (a workstation with internet), the official release is
+# installed instead (see tools/README.md). Idempotent: a built tool is skipped.
 #
 #   tools/build.sh                 # everything
 #   tools/build.sh vcsim govc      # only some: pulumi vcsim govc command vsphere linuxkit
 #
-# Environment: LKS_TOOLS_ROOT (default ~/.cache/linuxkit-swarm/tools).
-# Versions: tools/versions.env. Wrapper modules: tools/go/<name>.
+# Environment: LKS_TOOLS_ROOT (default ~/.cache/linuxkit-swarm/tools), LKS_THIRD_PARTY.
 set -euo pipefail
 
 TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,7 +33,7 @@ export GOCACHE="$ROOT/go/build"
 export GOTOOLCHAIN=local
 export GOFLAGS="-modcacherw -buildvcs=false -mod=readonly"
 export CGO_ENABLED=0
-# Checksums are verified against sum.golang.org, which Go reaches through the
+# Checksums are verified against the checksum database, which Go reaches through the
 # module proxy here; nothing needs GONOSUMDB/GOSUMDB=off.
 
 log() { printf '[build] %s\n' "$*" >&2; }
@@ -42,7 +47,7 @@ fi
 
 mkdir -p "$ROOT"
 WORK="$(mktemp -d "$ROOT/.work.XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
+trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 gobuild() { go build -trimpath "$@"; }
 
@@ -56,79 +61,114 @@ publish() {
     mv "$1/bin.tmp" "$1/bin"
   fi
 }
+have_all() { # dir binary...
+  local dir="$1" f
+  shift
+  for f in "$@"; do [[ -x "$dir/bin/$f" ]] || return 1; done
+}
 
-# Fails (with the proxy's error on stderr) when MODULE@VERSION is not served.
-probe_module() {
-  local out
-  if ! out="$(cd "$WORK" && GOFLAGS=-modcacherw go mod download -json "$1" 2>&1)"; then
-    printf '%s\n' "$out" | sed -n 's/.*"Error": "\(.*\)",\{0,1\}$/\1/p' | sed 's/\\n\\t/ /g' >&2
-    return 1
-  fi
+# Checks a snapshot's SHA-256; returns 1 when it is absent, stops on a mismatch.
+have_archive() { # file sha256
+  local path="$LKS_THIRD_PARTY/$1" got
+  [[ -f "$path" ]] || return 1
+  got="$(sha256sum "$path" | cut -d' ' -f1)"
+  [[ "$got" == "$2" ]] || die "$path: sha256 $got, expected $2 (tools/versions.env): refusing to build from it"
+}
+
+# Unpacks a verified snapshot into WORK; prints the directory it created.
+unpack() { # file
+  local path="$LKS_THIRD_PARTY/$1" top
+  tar -xzf "$path" -C "$WORK"
+  top="$(tar -tzf "$path" | head -n1)"
+  echo "$WORK/${top%%/*}"
+}
+
+# Official release downloads, used only where a snapshot is absent.
+fetch() { # url out
+  command -v curl >/dev/null || die "curl is needed to download $1"
+  curl -fsSL --retry 3 -o "$2" "$1" || die "download failed: $1"
+}
+
+# The version a provider plugin reports in its schema, asked by the Pulumi CLI itself.
+schema_version() { # plugin binary
+  "$LKS_PULUMI_DIR/bin/pulumi" package get-schema "$1" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])'
 }
 
 # ---------------------------------------------------------------- pulumi
-build_pulumi() {
-  local dir="$LKS_PULUMI_DIR" bin="$LKS_PULUMI_DIR/bin"
-  local want=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python)
-  local f missing=0
-  for f in "${want[@]}"; do [[ -x "$bin/$f" ]] || missing=1; done
-  if [[ $missing == 0 ]]; then return 10; fi
+PULUMI_BINS=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python)
 
+build_pulumi() {
+  local dir="$LKS_PULUMI_DIR"
+  have_all "$dir" "${PULUMI_BINS[@]}" && return 10
   stage "$dir"
-  local ver="v$PULUMI_VERSION"
-  local ldflags="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$ver"
-  (
-    cd "$TOOLS_DIR/go/pulumi"
-    gobuild -ldflags "$ldflags" -o "$dir/bin.tmp/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
-    gobuild -ldflags "$ldflags" -o "$dir/bin.tmp/pulumi-language-python" ./cmd/pulumi-language-python
-  )
-  # The exec shim and the dynamic-provider launcher are scripts in the sdk/v3 module zip.
-  local sdk
-  sdk="$(cd "$TOOLS_DIR/go/pulumi" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)"
-  [[ -n "$sdk" && -f "$sdk/python/cmd/pulumi-language-python-exec" ]] || die "sdk/v3 module dir not found"
-  install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$dir/bin.tmp/"
-  install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$dir/bin.tmp/"
+  local ldflags="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION"
+  (cd "$TOOLS_DIR/go/pulumi" && gobuild -ldflags "$ldflags" -o "$dir/bin.tmp/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+
+  local src
+  if have_archive "$LANGUAGE_PYTHON_ARCHIVE" "$LANGUAGE_PYTHON_SHA256"; then
+    src="$(unpack "$LANGUAGE_PYTHON_ARCHIVE")"
+    # Upstream builds the host inside the monorepo (replace => ../../..); here pkg/v3 and
+    # sdk/v3 come from the module proxy at the same release instead.
+    (
+      cd "$src/sdk/python/cmd/pulumi-language-python"
+      go mod edit -dropreplace github.com/pulumi/pulumi/pkg/v3 -dropreplace github.com/pulumi/pulumi/sdk/v3 \
+        -require "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" \
+        -require "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
+      GOFLAGS="-modcacherw -mod=mod" go mod tidy >/dev/null 2>&1 || GOFLAGS="-modcacherw -mod=mod" go mod tidy
+      gobuild -ldflags "$ldflags" -o "$dir/bin.tmp/pulumi-language-python" .
+    )
+    install -m 0755 "$src/sdk/python/cmd/pulumi-language-python-exec" "$dir/bin.tmp/"
+    install -m 0755 "$src/sdk/python/dist/pulumi-resource-pulumi-python" "$dir/bin.tmp/"
+  else
+    # No snapshot: the official release archive carries the same three files.
+    log "no $LANGUAGE_PYTHON_ARCHIVE in $LKS_THIRD_PARTY: taking the language host from the official release"
+    fetch "https://get.pulumi.com/releases/sdk/pulumi-v$PULUMI_VERSION-linux-x64.tar.gz" "$WORK/pulumi.tgz"
+    tar -xzf "$WORK/pulumi.tgz" -C "$WORK"
+    local f
+    for f in pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python; do
+      install -m 0755 "$WORK/pulumi/$f" "$dir/bin.tmp/"
+    done
+  fi
   publish "$dir"
 }
 
 verify_pulumi() {
-  local bin="$LKS_PULUMI_DIR/bin" got
+  local bin="$LKS_PULUMI_DIR/bin" got host
   got="$("$bin/pulumi" version)"
   [[ "$got" == "v$PULUMI_VERSION" ]] || die "pulumi version: got '$got', want v$PULUMI_VERSION"
-  # The language host must start and print its port.
-  local port
-  port="$(
-    "$bin/pulumi-language-python" 127.0.0.1:1 > "$WORK/langhost.out" 2>&1 &
-    pid=$!
-    for _ in $(seq 50); do [[ -s "$WORK/langhost.out" ]] && break; sleep 0.1; done
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    head -n1 "$WORK/langhost.out"
-  )"
-  [[ "$port" =~ ^[0-9]+$ ]] || die "pulumi-language-python did not print a port: $(cat "$WORK/langhost.out")"
-  echo "pulumi $got, pulumi-language-python (port $port)"
+  host="$("$bin/pulumi-language-python" -version)"
+  [[ "$host" == "v$PULUMI_VERSION" || "$host" == "$PULUMI_VERSION" ]] ||
+    die "pulumi-language-python -version: got '$host', want $PULUMI_VERSION"
+  echo "pulumi $got, pulumi-language-python $host"
 }
 
 # ---------------------------------------------------------------- vcsim, govc
-build_govmomi_tool() { # vcsim | govc
-  local name="$1" dir="$LKS_GOVMOMI_DIR"
-  if [[ -x "$dir/bin/$name" ]]; then return 10; fi
+# Both are built from one assembled tree: the govmomi v0.56.0 main module (module
+# proxy) with the snapshot's vcsim/ and govc/ inside it (their go.mod replaces
+# govmomi with ../) and our simulator patches applied (tools/vcsim/assemble.sh).
+build_govmomi() {
+  local dir="$LKS_GOVMOMI_DIR"
+  have_all "$dir" vcsim govc && return 10
+  have_archive "$GOVMOMI_ARCHIVE" "$GOVMOMI_SHA256" ||
+    die "no $GOVMOMI_ARCHIVE in $LKS_THIRD_PARTY: vcsim needs its source to apply the simulator patches (set LKS_THIRD_PARTY)"
   stage "$dir"
-  local x
-  if [[ "$name" == govc ]]; then x="github.com/vmware/govmomi/govc/flags"; else x="main"; fi
-  local ldflags="-s -w -X $x.BuildVersion=$GOVMOMI_VERSION -X $x.BuildCommit=$GOVMOMI_COMMIT -X $x.BuildDate=$GOVMOMI_DATE"
-  [[ "$name" == vcsim ]] && ldflags="-s -w -X main.buildVersion=$GOVMOMI_VERSION -X main.buildCommit=$GOVMOMI_COMMIT -X main.buildDate=$GOVMOMI_DATE"
-  (cd "$TOOLS_DIR/go/govmomi" && gobuild -ldflags "$ldflags" -o "$dir/bin.tmp/$name" "github.com/vmware/govmomi/$name")
+  LKS_GOVMOMI_ARCHIVE="$LKS_THIRD_PARTY/$GOVMOMI_ARCHIVE" bash "$TOOLS_DIR/vcsim/assemble.sh" "$WORK/govmomi-src" >&2
+  local tree="$WORK/govmomi-src/govmomi" x="github.com/vmware/govmomi/govc/flags"
+  (cd "$tree/vcsim" && gobuild -mod=mod -o "$dir/bin.tmp/vcsim" \
+    -ldflags "-s -w -X main.buildVersion=$GOVMOMI_VERSION -X main.buildCommit=$GOVMOMI_COMMIT" .)
+  (cd "$tree/govc" && gobuild -mod=mod -o "$dir/bin.tmp/govc" \
+    -ldflags "-s -w -X $x.BuildVersion=$GOVMOMI_VERSION -X $x.BuildCommit=$GOVMOMI_COMMIT" .)
   publish "$dir"
 }
-build_vcsim() { build_govmomi_tool vcsim; }
-build_govc() { build_govmomi_tool govc; }
+build_vcsim() { build_govmomi; }
+build_govc() { build_govmomi; }
 
 verify_vcsim() {
   local out
   out="$("$LKS_GOVMOMI_DIR/bin/vcsim" version)"
   grep -q "Build Version: $GOVMOMI_VERSION" <<<"$out" || die "vcsim version: $out"
-  echo "vcsim $GOVMOMI_VERSION"
+  echo "vcsim $GOVMOMI_VERSION (patched: $(ls "$TOOLS_DIR/vcsim/patches" | tr '\n' ' '))"
 }
 verify_govc() {
   local out
@@ -137,79 +177,85 @@ verify_govc() {
   echo "$out"
 }
 
-# ------------------------------------------- command, vsphere, linuxkit
-# These modules are not served by the module proxy reachable here (403). Each
-# build first probes the proxy; the recipe after the probe has never run here.
-UNSERVED_MSG="not served by the Go module proxy reachable here"
-
-# Builds PKG of MODULE@VERSION (a module without replace lines) from a throwaway module.
-build_from_module() { # dir binary module version pkg ldflags
-  local dir="$1" binary="$2" module="$3" version="$4" pkg="$5" ldflags="$6"
+# ---------------------------------------------------------------- providers
+build_vsphere() {
+  local dir="$LKS_VSPHERE_DIR" src up
+  have_all "$dir" pulumi-resource-vsphere && return 10
+  if ! have_archive "$VSPHERE_ARCHIVE" "$VSPHERE_SHA256" || ! have_archive "$TFVSPHERE_ARCHIVE" "$TFVSPHERE_SHA256"; then
+    log "no $VSPHERE_ARCHIVE/$TFVSPHERE_ARCHIVE in $LKS_THIRD_PARTY: the official plugin is installed instead"
+    return 30
+  fi
   stage "$dir"
-  local m="$WORK/$binary"
-  mkdir -p "$m"
+  src="$(unpack "$VSPHERE_ARCHIVE")"
+  up="$(unpack "$TFVSPHERE_ARCHIVE")"
+  # provider/go.mod replaces the upstream provider with ../upstream, as in the repository.
+  mv "$up" "$src/upstream"
   (
-    cd "$m"
-    go mod init "lks-tmp/$binary" >/dev/null 2>&1
-    GOFLAGS=-modcacherw go get "$pkg@$version"
-    gobuild -ldflags "$ldflags" -o "$dir/bin.tmp/$binary" "$pkg"
+    cd "$src/provider/cmd/pulumi-resource-vsphere"
+    VERSION="$VSPHERE_VERSION" GOFLAGS="-modcacherw -mod=mod" go run ./generate.go # writes schema-embed.json
+    cd "$src/provider"
+    gobuild -mod=mod -o "$dir/bin.tmp/pulumi-resource-vsphere" \
+      -ldflags "-s -w -X github.com/pulumi/pulumi-vsphere/provider/v4/pkg/version.Version=$VSPHERE_VERSION" \
+      ./cmd/pulumi-resource-vsphere
   )
   publish "$dir"
 }
+verify_vsphere() {
+  local bin="$LKS_VSPHERE_DIR/bin/pulumi-resource-vsphere" got
+  got="$("$bin" -version)"
+  [[ "$got" == "$VSPHERE_VERSION" || "$got" == "v$VSPHERE_VERSION" ]] ||
+    die "pulumi-resource-vsphere -version: got '$got', want $VSPHERE_VERSION"
+  # The embedded schema (schema-embed.json, generated at build time) must carry it too.
+  [[ "$(schema_version "$bin")" == "$VSPHERE_VERSION" ]] || die "pulumi-resource-vsphere schema version is not $VSPHERE_VERSION"
+  echo "pulumi-resource-vsphere $got"
+}
 
 build_command() {
-  [[ -x "$LKS_COMMAND_DIR/bin/pulumi-resource-command" ]] && return 10
-  probe_module "$COMMAND_MODULE@$COMMAND_PSEUDO" || return 20
-  build_from_module "$LKS_COMMAND_DIR" pulumi-resource-command "$COMMAND_MODULE" "$COMMAND_PSEUDO" \
-    "$COMMAND_MODULE/cmd/pulumi-resource-command" "-s -w -X $COMMAND_MODULE/pkg/version.Version=$COMMAND_VERSION"
-}
-verify_command() {
-  "$LKS_COMMAND_DIR/bin/pulumi-resource-command" --help >/dev/null 2>&1 || true
-  echo "pulumi-resource-command $COMMAND_VERSION"
-}
-
-build_vsphere() {
-  local dir="$LKS_VSPHERE_DIR"
-  [[ -x "$dir/bin/pulumi-resource-vsphere" ]] && return 10
-  probe_module "$VSPHERE_MODULE@$VSPHERE_PSEUDO" || return 20
-  probe_module "$VSPHERE_UPSTREAM_MODULE@$VSPHERE_UPSTREAM_PSEUDO" || return 20
+  local dir="$LKS_COMMAND_DIR" src
+  have_all "$dir" pulumi-resource-command && return 10
+  if ! have_archive "$COMMAND_ARCHIVE" "$COMMAND_SHA256"; then
+    log "no $COMMAND_ARCHIVE in $LKS_THIRD_PARTY: the official plugin is installed instead"
+    return 30
+  fi
   stage "$dir"
-  # The module cache is read-only and the embedded schema-embed.json is
-  # generated, so build from a copy laid out like the upstream repository:
-  # provider/ (its go.mod replaces the upstream with ../upstream) + upstream/.
-  local src up
-  src="$(cd "$WORK" && go mod download -json "$VSPHERE_MODULE@$VSPHERE_PSEUDO" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
-  up="$(cd "$WORK" && go mod download -json "$VSPHERE_UPSTREAM_MODULE@$VSPHERE_UPSTREAM_PSEUDO" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
-  cp -r "$src" "$WORK/provider" && cp -r "$up" "$WORK/upstream" && chmod -R u+w "$WORK/provider" "$WORK/upstream"
-  python3 - "$WORK/provider/cmd/pulumi-resource-vsphere" "$VSPHERE_VERSION" <<'EOF'
-import json, os, sys
-d, version = sys.argv[1], sys.argv[2]
-with open(os.path.join(d, "schema.json")) as f:
-    schema = json.load(f)
-schema["version"] = version
-with open(os.path.join(d, "schema-embed.json"), "w") as f:
-    json.dump(schema, f, separators=(",", ":"))
-EOF
-  (cd "$WORK/provider" && gobuild -mod=mod \
-    -ldflags "-s -w -X $VSPHERE_MODULE/pkg/version.Version=$VSPHERE_VERSION" \
-    -o "$dir/bin.tmp/pulumi-resource-vsphere" ./cmd/pulumi-resource-vsphere)
+  src="$(unpack "$COMMAND_ARCHIVE")"
+  (cd "$src/provider" && gobuild -mod=mod -o "$dir/bin.tmp/pulumi-resource-command" \
+    -ldflags "-s -w -X github.com/pulumi/pulumi-command/provider/pkg/version.Version=$COMMAND_VERSION" \
+    ./cmd/pulumi-resource-command)
   publish "$dir"
 }
-verify_vsphere() {
-  # A provider prints its gRPC port on start.
-  local bin="$LKS_VSPHERE_DIR/bin/pulumi-resource-vsphere" port
-  port="$(timeout 20 "$bin" 127.0.0.1:1 2>/dev/null | head -n1 || true)"
-  [[ "$port" =~ ^[0-9]+$ ]] || die "pulumi-resource-vsphere did not print a port"
-  echo "pulumi-resource-vsphere $VSPHERE_VERSION (port $port)"
+verify_command() {
+  # pulumi-go-provider has no -version flag: ask the running plugin for its schema.
+  local got
+  got="$(schema_version "$LKS_COMMAND_DIR/bin/pulumi-resource-command")"
+  [[ "$got" == "$COMMAND_VERSION" ]] || die "pulumi-resource-command reports version '$got', want $COMMAND_VERSION"
+  echo "pulumi-resource-command $got"
 }
 
 build_linuxkit() {
-  [[ -x "$LKS_LINUXKIT_DIR/bin/linuxkit" ]] && return 10
-  probe_module "$LINUXKIT_MODULE@$LINUXKIT_COMMIT" || return 20
-  build_from_module "$LKS_LINUXKIT_DIR" linuxkit "$LINUXKIT_MODULE" "$LINUXKIT_COMMIT" "$LINUXKIT_MODULE" \
-    "-s -w -X $LINUXKIT_MODULE/version.Version=v$LINUXKIT_VERSION -X $LINUXKIT_MODULE/version.GitCommit=$LINUXKIT_COMMIT"
+  local dir="$LKS_LINUXKIT_DIR" src
+  have_all "$dir" linuxkit && return 10
+  stage "$dir"
+  if have_archive "$LINUXKIT_ARCHIVE" "$LINUXKIT_SHA256"; then
+    src="$(unpack "$LINUXKIT_ARCHIVE")"
+    local v="github.com/linuxkit/linuxkit/src/cmd/linuxkit/version"
+    # The snapshot leaves out vendor/: its modules come from the proxy (-mod=mod).
+    (cd "$src/src/cmd/linuxkit" && gobuild -mod=mod -o "$dir/bin.tmp/linuxkit" \
+      -ldflags "-s -w -X $v.Version=v$LINUXKIT_VERSION -X $v.GitCommit=$LINUXKIT_COMMIT" .)
+  else
+    log "no $LINUXKIT_ARCHIVE in $LKS_THIRD_PARTY: downloading the official release binary"
+    fetch "https://github.com/linuxkit/linuxkit/releases/download/v$LINUXKIT_VERSION/linuxkit-linux-amd64" \
+      "$dir/bin.tmp/linuxkit"
+    chmod 0755 "$dir/bin.tmp/linuxkit"
+  fi
+  publish "$dir"
 }
-verify_linuxkit() { "$LKS_LINUXKIT_DIR/bin/linuxkit" version; }
+verify_linuxkit() {
+  local out
+  out="$("$LKS_LINUXKIT_DIR/bin/linuxkit" version)"
+  grep -q "version v$LINUXKIT_VERSION" <<<"$out" || die "linuxkit version: $out"
+  echo "${out//$'\n'/, }"
+}
 
 # ---------------------------------------------------------------- plugins
 # Installs FILE as plugin NAME VERSION unless PULUMI_HOME already has that very file.
@@ -224,41 +270,22 @@ install_plugin() { # name version file
   log "plugin resource $name $version installed into $PULUMI_HOME from $file"
 }
 
-# The stand-in providers (tools/standin) take the real plugins' names and
-# versions while those cannot be built here. The launcher runs the checkout in
-# $LKS_REPO (set by env.sh) with its .venv, so one install serves any clone.
-standin_launcher() { # name
-  local out="$LKS_TOOLS_ROOT/standin/pulumi-resource-$1"
-  mkdir -p "$(dirname "$out")"
-  cat > "$out.tmp" <<LAUNCHER
-#!/bin/sh
-# linuxkit-swarm STAND-IN for pulumi-resource-$1 (see tools/standin): the real
-# provider's Go module is not served by the module proxy reachable here.
-: "\${LKS_REPO:?source tools/env.sh first: the stand-in provider runs from \$LKS_REPO}"
-PYTHONPATH="\$LKS_REPO/tools/standin" exec "\$LKS_REPO/.venv/bin/python" -m lks_standin.$1 "\$@"
-LAUNCHER
-  chmod 0755 "$out.tmp" && mv "$out.tmp" "$out"
-  echo "$out"
-}
-
 # ---------------------------------------------------------------- main
 requested=("$@")
 [[ ${#requested[@]} -gt 0 ]] || requested=("${ALL_TOOLS[@]}")
 for t in "${requested[@]}"; do
   case "$t" in
     pulumi | vcsim | govc | command | vsphere | linuxkit) ;;
-    pulumi-language-python) ;;
     -h | --help) usage ;;
     *) log "unknown tool: $t"; usage ;;
   esac
 done
 
-explicit=$#
 summary=()
 failed=()
+official=()
 total_start=$(date +%s)
 for t in "${requested[@]}"; do
-  [[ "$t" == pulumi-language-python ]] && t=pulumi
   start=$(date +%s)
   # errexit must stay on inside the build, so no `|| rc=$?` here.
   set +e
@@ -270,36 +297,31 @@ for t in "${requested[@]}"; do
   set -e
   secs=$(( $(date +%s) - start ))
   case $rc in
-    0)
+    0 | 10)
+      what="built in ${secs}s"
+      [[ $rc == 10 ]] && what="cached"
       if out="$(verify_"$t")"; then
-        log "$t: built in ${secs}s: $out"
-        summary+=("$t built ${secs}s")
+        log "$t: $what: $out"
+        summary+=("$t $what")
       else
-        log "$t: built in ${secs}s but does not run"
+        log "$t: $what but does not run"
         summary+=("$t BROKEN")
         failed+=("$t")
       fi
       ;;
-    10) log "$t: cached, skipped"; summary+=("$t cached") ;;
-    20)
-      log "$t: SKIPPED, $UNSERVED_MSG"
-      summary+=("$t unavailable")
-      [[ $explicit -gt 0 ]] && failed+=("$t")
-      ;;
+    30) official+=("$t"); summary+=("$t: official release plugin") ;;
     *) log "$t: FAILED (exit $rc) after ${secs}s"; summary+=("$t FAILED"); failed+=("$t") ;;
   esac
 done
 
-# Provider plugins into PULUMI_HOME (needs the pulumi CLI): the real ones when
-# built, else the stand-ins.
+# Provider plugins into PULUMI_HOME (needs the pulumi CLI).
 if [[ -x "$LKS_PULUMI_DIR/bin/pulumi" ]]; then
   for pair in "command $COMMAND_VERSION $LKS_COMMAND_DIR" "vsphere $VSPHERE_VERSION $LKS_VSPHERE_DIR"; do
     read -r name version dir <<<"$pair"
     if [[ -x "$dir/bin/pulumi-resource-$name" ]]; then
       install_plugin "$name" "$version" "$dir/bin/pulumi-resource-$name"
-    else
-      install_plugin "$name" "$version" "$(standin_launcher "$name")"
-      summary+=("$name: STAND-IN plugin installed (tools/standin)")
+    elif [[ " ${official[*]} " == *" $name "* ]]; then
+      "$LKS_PULUMI_DIR/bin/pulumi" plugin install resource "$name" "$version"
     fi
   done
 fi

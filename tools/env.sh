@@ -13,26 +13,31 @@ _lks_repo_dir="$(cd "$_lks_tools_dir/.." && pwd)"
 . "$_lks_tools_dir/versions.env"
 
 export LKS_TOOLS_ROOT="${LKS_TOOLS_ROOT:-$HOME/.cache/linuxkit-swarm/tools}"
-# The checkout the stand-in provider plugins run from (tools/standin).
-export LKS_REPO="$_lks_repo_dir"
+# Upstream source snapshots (see tools/README.md); tools/build.sh verifies each one.
+if [ -z "${LKS_THIRD_PARTY:-}" ]; then
+  LKS_THIRD_PARTY="$(cd "$_lks_repo_dir/.." && pwd)/shared/third_party"
+  [ -d "$LKS_THIRD_PARTY" ] || LKS_THIRD_PARTY=/work/shared/third_party
+fi
+export LKS_THIRD_PARTY
 
-# A tool's cache directory is keyed by its version plus a short hash of its
-# wrapper module (go.mod, go.sum, our own Go files), so editing the wrapper
-# gives a fresh directory instead of a stale binary.
-_lks_wrapper_hash() {
+# A tool's cache directory is keyed by its version plus short hashes of what it is
+# built from: the pinned archive SHA-256, our wrapper module (go.mod, go.sum) or
+# our simulator patches. A change to any of them gives a fresh directory instead
+# of a stale binary.
+_lks_files_hash() {
   (
-    cd "$_lks_tools_dir/go/$1" &&
-      find . -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) -print | LC_ALL=C sort |
-      xargs cat | sha256sum | cut -c1-8
+    cd "$_lks_tools_dir/$1" 2>/dev/null || { echo none; exit 0; }
+    find . -type f \( -name go.mod -o -name go.sum -o -name '*.go' -o -name '*.patch' -o -name '*.sh' \) -print |
+      LC_ALL=C sort | xargs -r cat | sha256sum | cut -c1-8
   )
 }
 
-LKS_PULUMI_DIR="$LKS_TOOLS_ROOT/pulumi-v$PULUMI_VERSION-$(_lks_wrapper_hash pulumi)"
-LKS_GOVMOMI_DIR="$LKS_TOOLS_ROOT/govmomi-v$GOVMOMI_VERSION-$(_lks_wrapper_hash govmomi)"
-export LKS_PULUMI_DIR LKS_GOVMOMI_DIR
-export LKS_COMMAND_DIR="$LKS_TOOLS_ROOT/pulumi-resource-command-v$COMMAND_VERSION"
-export LKS_VSPHERE_DIR="$LKS_TOOLS_ROOT/pulumi-resource-vsphere-v$VSPHERE_VERSION"
-export LKS_LINUXKIT_DIR="$LKS_TOOLS_ROOT/linuxkit-v$LINUXKIT_VERSION-$LINUXKIT_COMMIT"
+LKS_PULUMI_DIR="$LKS_TOOLS_ROOT/pulumi-v$PULUMI_VERSION-$(_lks_files_hash go/pulumi)-${LANGUAGE_PYTHON_SHA256:0:8}"
+LKS_GOVMOMI_DIR="$LKS_TOOLS_ROOT/govmomi-v$GOVMOMI_VERSION-${GOVMOMI_SHA256:0:8}-$(_lks_files_hash vcsim)"
+LKS_VSPHERE_DIR="$LKS_TOOLS_ROOT/pulumi-resource-vsphere-v$VSPHERE_VERSION-${VSPHERE_SHA256:0:8}-${TFVSPHERE_SHA256:0:8}"
+LKS_COMMAND_DIR="$LKS_TOOLS_ROOT/pulumi-resource-command-v$COMMAND_VERSION-${COMMAND_SHA256:0:8}"
+LKS_LINUXKIT_DIR="$LKS_TOOLS_ROOT/linuxkit-v$LINUXKIT_VERSION-${LINUXKIT_SHA256:0:8}"
+export LKS_PULUMI_DIR LKS_GOVMOMI_DIR LKS_VSPHERE_DIR LKS_COMMAND_DIR LKS_LINUXKIT_DIR
 
 # Prepend each built tool's bin dir once (re-sourcing does not grow PATH).
 for _lks_dir in "$LKS_LINUXKIT_DIR" "$LKS_VSPHERE_DIR" "$LKS_COMMAND_DIR" "$LKS_GOVMOMI_DIR" "$LKS_PULUMI_DIR"; do
@@ -63,4 +68,4 @@ export PULUMI_BACKEND_URL="file://$_lks_repo_dir/.pulumi-state"
 export PULUMI_CONFIG_PASSPHRASE
 
 unset _lks_dir _lks_tools_dir _lks_repo_dir
-unset -f _lks_wrapper_hash
+unset -f _lks_files_hash
