@@ -145,6 +145,35 @@ def stop(state_dir: Path) -> bool:
     return True
 
 
+def report_guest_ips(sim: Vcsim, folder: str, network: str = "192.0.2") -> dict[str, str]:
+    """Give every VM in ``folder`` a guest IP, as VMware Tools in a booted guest would report it.
+
+    vcsim runs no guest: its ``SET.guest.ipAddress`` extraConfig key sets
+    ``guest.ipAddress``, which the provider reads into ``guest_ip_addresses``.
+    """
+    from pyVim.connect import Disconnect
+    from pyVmomi import vim
+
+    si = sim.connect()
+    try:
+        content = si.RetrieveContent()
+        node = content.searchIndex.FindByInventoryPath(f"{DATACENTER}/vm/{folder}")
+        if node is None:
+            raise SystemExit(f"no VM folder {folder!r} in {DATACENTER}")
+        vms = sorted((v for v in node.childEntity if isinstance(v, vim.VirtualMachine)), key=lambda v: v.name)
+        ips = {}
+        for index, vm in enumerate(vms):
+            ip = f"{network}.{10 + index}"
+            option = vim.option.OptionValue(key="SET.guest.ipAddress", value=ip)
+            task = vm.ReconfigVM_Task(vim.vm.ConfigSpec(extraConfig=[option]))
+            while task.info.state not in (vim.TaskInfo.State.success, vim.TaskInfo.State.error):
+                time.sleep(0.05)
+            ips[vm.name] = ip
+        return ips
+    finally:
+        Disconnect(si)
+
+
 def load(state_dir: Path) -> Vcsim | None:
     """The simulator recorded in ``state_dir``, if any."""
     state = state_dir / "vcsim.json"
@@ -170,9 +199,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("action", choices=["start", "stop", "status", "guest-ips"])
     parser.add_argument("--state-dir", type=Path, default=Path(".e2e/vcsim"))
+    parser.add_argument("--folder", help="guest-ips: the VM folder below the datacenter's VM root")
     args = parser.parse_args()
+    if args.action == "guest-ips":
+        sim = load(args.state_dir)
+        if sim is None or not args.folder:
+            parser.error("guest-ips needs a running simulator and --folder")
+        for name, ip in report_guest_ips(sim, args.folder).items():
+            print(f"{name} {ip}")
+        return 0
     if args.action == "stop":
         print("vcsim stopped" if stop(args.state_dir) else "no vcsim was running")
         return 0
