@@ -27,6 +27,7 @@ sys.path.insert(0, str(PROJECT_DIR / "scripts"))
 import vcsim as vcsim_script  # noqa: E402
 
 BUILD_HINT = "bash tools/build.sh && source tools/env.sh"
+TOOLS = ("pulumi", "pulumi-language-python", "vcsim", "govc", "linuxkit")
 PROJECT_FILES = ("__main__.py", "Pulumi.yaml", "requirements.txt", "components", "linuxkit_swarm", "linuxkit")
 STACK = "e2e"
 
@@ -34,7 +35,7 @@ STACK = "e2e"
 @pytest.fixture(scope="session")
 def toolchain() -> None:
     """The offline toolchain must be built and on PATH (tools/env.sh)."""
-    missing = [tool for tool in ("pulumi", "vcsim", "govc") if shutil.which(tool) is None]
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         pytest.fail(f"{', '.join(missing)} not on PATH; build and load the toolchain: {BUILD_HINT}")
     plugins = subprocess.run(["pulumi", "plugin", "ls", "--json"], capture_output=True, text=True, check=True)
@@ -44,8 +45,6 @@ def toolchain() -> None:
             pytest.fail(
                 f"provider plugin {plugin[0]} {plugin[1]} is not installed in PULUMI_HOME: {BUILD_HINT}"
             )
-    if not os.environ.get("LKS_REPO"):
-        pytest.fail(f"LKS_REPO is not set: {BUILD_HINT}")
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +122,13 @@ class Stack:
         data["config"][f"linuxkit-swarm:{key}"] = value
         path.write_text(yaml.safe_dump(data, sort_keys=False))
 
-    def standin_calls(self) -> list[str]:
-        log = self.dir / "linuxkit-calls.log"
-        return log.read_text().splitlines() if log.exists() else []
+    def set_placeholder_iso(self, version: str) -> None:
+        """(Re)write the NOT BOOTABLE placeholder ISO the stack pushes (no Docker to build one)."""
+        self.placeholder_iso.write_text(f"LINUXKIT-SWARM PLACEHOLDER ISO {version}: NOT BOOTABLE\n")
+
+    @property
+    def placeholder_iso(self) -> Path:
+        return self.dir / ".build" / "placeholder" / "linuxkit-swarm-placeholder.iso"
 
 
 SECRET_TOKEN = "SWMTKN-1-e2e-" + os.urandom(12).hex()
@@ -148,11 +151,12 @@ def stack(simulator: vcsim_script.Vcsim, tmp_path_factory: pytest.TempPathFactor
         **os.environ,
         "PULUMI_BACKEND_URL": f"file://{backend}",
         "PULUMI_CONFIG_PASSPHRASE": "",
-        "LKS_STANDIN_LOG": str(root / "linuxkit-calls.log"),
         # `--event-log` (the engine's full event stream) is behind this switch.
         "PULUMI_DEBUG_COMMANDS": "true",
     }
     st = Stack(root, env, simulator)
+    st.placeholder_iso.parent.mkdir(parents=True)
+    st.set_placeholder_iso("1")
     st.pulumi("stack", "init")
     config = {
         "vsphere:vsphereServer": simulator.server,
@@ -165,7 +169,9 @@ def stack(simulator: vcsim_script.Vcsim, tmp_path_factory: pytest.TempPathFactor
         "linuxkit-swarm:parentFolder": vcsim_script.PARENT_FOLDER,
         "linuxkit-swarm:folder": "Linux/linuxkit-e2e",
         "linuxkit-swarm:swarmManagerAddress": "10.99.0.1:2377",
-        "linuxkit-swarm:image": {"linuxkit": str(PROJECT_DIR / "tools" / "standin" / "linuxkit")},
+        # The real `linuxkit push vcenter` uploads a placeholder ISO: building a real
+        # one needs a Docker engine with registry access.
+        "linuxkit-swarm:image": {"prebuiltIso": ".build/placeholder/linuxkit-swarm-placeholder.iso"},
         "linuxkit-swarm:workers": {
             "count": 3,
             "namePrefix": "e2e-w-",
