@@ -168,37 +168,101 @@ def _image_entries(definition: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
                 yield entry
 
 
-def local_build_files(definition_path: Path, definition: Mapping[str, Any]) -> dict[str, Path]:
-    """Map each local file the build reads to its path, keyed by a portable name.
+_FILES_LABEL = "files:"  # a `files` entry's source, relative to the definition
+_PKG_LABEL = "pkg:"  # a file under pkg/, relative to pkg/
 
-    Keys are relative to the definition's directory so the identity does not
-    depend on where the checkout lives.
+
+@dataclass(frozen=True)
+class LocalSources:
+    """Every local file the build reads and the local packages, from one walk of ``pkg/``.
+
+    ``files`` maps a portable label to the path: labels are relative to the
+    definition's directory, so the identity does not depend on where the
+    checkout lives.
     """
+
+    files: Mapping[str, Path]  # "files:<source>" and "pkg:<path below pkg/>" -> path
+    packages: tuple[Path, ...]  # package directories (with a build.yml), sorted
+
+    @property
+    def package_names(self) -> list[str]:
+        """The package directory names, as ``linuxkit-swarm/<name>:local`` uses them."""
+        return [d.name for d in self.packages]
+
+    def digests(self) -> dict[str, str]:
+        """SHA-256 of every file, by label (each file is read once)."""
+        return {label: sha256_file(path) for label, path in self.files.items()}
+
+    def package_tags(self, digests: Mapping[str, str]) -> dict[Path, str]:
+        """Each package's tag, equal to ``package_tag`` but from digests already computed."""
+        tags = {}
+        for package in self.packages:
+            entries = [
+                (path, digests[label])
+                for label, path in self.files.items()
+                if label.startswith(_PKG_LABEL) and path.is_relative_to(package)
+            ]
+            tags[package] = _content_tag(package, entries)
+        return tags
+
+
+def local_sources(definition_path: Path, definition: Mapping[str, Any]) -> LocalSources:
+    """The ``files`` sources the definition names and everything under ``pkg/`` beside it."""
     base = definition_path.parent
-    found: dict[str, Path] = {}
+    files: dict[str, Path] = {}
     for entry in definition.get("files") or []:
         source = entry.get("source") if isinstance(entry, dict) else None
         if source:
-            found[f"files:{source}"] = base / source
-    packages = base / PACKAGES_DIR
-    if packages.is_dir():
-        for path in sorted(packages.rglob("*")):
+            files[f"{_FILES_LABEL}{source}"] = base / source
+    root = base / PACKAGES_DIR
+    packages = []
+    if root.is_dir():
+        for path in sorted(root.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
-                found[f"pkg:{path.relative_to(packages).as_posix()}"] = path
-    return found
+                relative = path.relative_to(root)
+                files[f"{_PKG_LABEL}{relative.as_posix()}"] = path
+                if len(relative.parts) == 2 and relative.name == "build.yml":
+                    packages.append(path.parent)
+    return LocalSources(files=files, packages=tuple(sorted(packages)))
 
 
-def package_dirs(definition_path: Path) -> tuple[Path, ...]:
-    """Local package directories (with a build.yml) under ``pkg/`` beside the definition."""
-    root = definition_path.parent / PACKAGES_DIR
-    return tuple(sorted(p.parent for p in root.glob("*/build.yml"))) if root.is_dir() else ()
+def definition_problems(
+    definition_path: Path, definition: Mapping[str, Any], sources: LocalSources | None = None
+) -> list[str]:
+    """Everything wrong with a loaded definition that stops a build, one line each.
+
+    Missing ``files`` sources, LinuxKit's structure rules and unpinned images;
+    ``sources`` defaults to a fresh walk beside ``definition_path``.
+    """
+    if sources is None:
+        sources = local_sources(definition_path, definition)
+    problems = [
+        f"files entry source {label.removeprefix(_FILES_LABEL)!r} does not exist "
+        "(paths are relative to the definition)"
+        for label, path in sources.files.items()
+        if label.startswith(_FILES_LABEL) and not path.is_file()
+    ]
+    problems.extend(structure_problems(definition))
+    unpinned = unpinned_images(definition, sources.package_names)
+    if unpinned:
+        problems.append(
+            "every image must be pinned by a tag other than 'latest' or by a digest; "
+            f"unpinned: {', '.join(unpinned)}"
+        )
+    return problems
 
 
 def package_tag(package_dir: Path) -> str:
     """Content hash of a package's files (12 hex): its image tag, whatever the checkout."""
+    files = (p for p in package_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return _content_tag(package_dir, [(p, sha256_file(p)) for p in files])
+
+
+def _content_tag(root: Path, entries: list[tuple[Path, str]]) -> str:
+    # Sorted by Path (part by part), not by text: the order every existing tag used.
     digest = hashlib.sha256()
-    for path in sorted(p for p in package_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        digest.update(f"{path.relative_to(package_dir).as_posix()}\0{sha256_file(path)}\n".encode())
+    for path, file_digest in sorted(entries):
+        digest.update(f"{path.relative_to(root).as_posix()}\0{file_digest}\n".encode())
     return digest.hexdigest()[:12]
 
 

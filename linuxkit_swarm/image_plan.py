@@ -36,15 +36,16 @@ def plan_image(image: ImageSettings) -> ImagePlan:
     else:
         if image.definition is None:
             raise ValueError("image settings carry no parsed definition")
-        packages = tuple((d, idef.package_tag(d)) for d in idef.package_dirs(image.definition_path))
+        # One walk of pkg/ and one read of each file serve the tags and the identity.
+        sources = idef.local_sources(image.definition_path, image.definition)
+        digests = sources.digests()
+        packages = tuple(sources.package_tags(digests).items())
         inputs = idef.OsInputs(
             docker_daemon=image.docker_daemon,
             insecure_console=image.insecure_console,
             package_tags={d.name: tag for d, tag in packages},
         )
         rendered = idef.render_definition(image.definition, inputs)
-        files = idef.local_build_files(image.definition_path, image.definition)
-        digests = {key: idef.sha256_file(path) for key, path in files.items()}
         identity = idef.image_identity(rendered, digests)
     return ImagePlan(
         identity=identity,

@@ -379,23 +379,10 @@ def _parse_image(r: _Reader, raw: Any, raw_daemon: Any, base_dir: Path) -> Image
         try:
             definition = image_definition.load_definition(definition_path)
         except image_definition.DefinitionError as exc:
-            r.problems.append(f"{key}.definition = {definition_text!r}: {exc}")
+            problems = [str(exc)]
         else:
-            for label, path in image_definition.local_build_files(definition_path, definition).items():
-                if label.startswith("files:") and not path.is_file():
-                    r.problems.append(
-                        f"{key}.definition = {definition_text!r}: files entry source "
-                        f"{label[6:]!r} does not exist (paths are relative to the definition)"
-                    )
-            for problem in image_definition.structure_problems(definition):
-                r.problems.append(f"{key}.definition = {definition_text!r}: {problem}")
-            packages = [d.name for d in image_definition.package_dirs(definition_path)]
-            unpinned = image_definition.unpinned_images(definition, packages)
-            if unpinned:
-                r.problems.append(
-                    f"{key}.definition = {definition_text!r}: every image must be pinned by a "
-                    f"tag other than 'latest' or by a digest; unpinned: {', '.join(unpinned)}"
-                )
+            problems = image_definition.definition_problems(definition_path, definition)
+        r.problems.extend(f"{key}.definition = {definition_text!r}: {problem}" for problem in problems)
     return ImageSettings(
         definition_path=definition_path,
         name=name,

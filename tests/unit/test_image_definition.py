@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,11 @@ def _render(daemon: dict[str, object] | None = None) -> str:
 
 
 def test_repo_definition_is_pinned() -> None:
-    packages = [d.name for d in idef.package_dirs(DEFINITION)]
+    definition = idef.load_definition(DEFINITION)
+    packages = idef.local_sources(DEFINITION, definition).package_names
     assert packages == ["swarm-guest"]
-    assert idef.unpinned_images(idef.load_definition(DEFINITION), packages) == []
+    assert idef.unpinned_images(definition, packages) == []
+    assert idef.definition_problems(DEFINITION, definition) == []
 
 
 def test_render_writes_daemon_json_once() -> None:
@@ -86,23 +89,114 @@ def test_identity_changes_with_every_input(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(set(variants.values())) == len(variants)
 
 
-def test_local_build_files_cover_sources_and_packages(tmp_path: Path) -> None:
+def test_local_sources_cover_sources_and_packages(tmp_path: Path) -> None:
     (tmp_path / "pkg" / "guest").mkdir(parents=True)
     (tmp_path / "pkg" / "guest" / "build.yml").write_text("image: guest\n")
     (tmp_path / "pkg" / "guest" / "Dockerfile").write_text("FROM alpine:3.20\n")
     (tmp_path / "motd").write_text("hello\n")
     definition = {"kernel": {"image": "k:1"}, "files": [{"path": "etc/motd", "source": "motd"}]}
-    found = idef.local_build_files(tmp_path / "node.yml", definition)
-    assert set(found) == {"files:motd", "pkg:guest/build.yml", "pkg:guest/Dockerfile"}
-    assert idef.package_dirs(tmp_path / "node.yml") == (tmp_path / "pkg" / "guest",)
+    sources = idef.local_sources(tmp_path / "node.yml", definition)
+    assert set(sources.files) == {"files:motd", "pkg:guest/build.yml", "pkg:guest/Dockerfile"}
+    assert sources.files["files:motd"] == tmp_path / "motd"
+    assert sources.packages == (tmp_path / "pkg" / "guest",)
+
+
+def test_local_sources_packages_need_a_build_yml_at_the_top(tmp_path: Path) -> None:
+    for rel in ("b/build.yml", "a/build.yml", "notes/README", "c/sub/build.yml", "__pycache__/x.pyc"):
+        (tmp_path / "pkg" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pkg" / rel).write_text(rel)
+    sources = idef.local_sources(tmp_path / "node.yml", {})
+    assert sources.packages == (tmp_path / "pkg" / "a", tmp_path / "pkg" / "b")
+    assert sources.package_names == ["a", "b"]
+    assert "pkg:__pycache__/x.pyc" not in sources.files
+    assert "pkg:c/sub/build.yml" in sources.files
+
+
+def test_local_sources_walk_pkg_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pkg" / "guest").mkdir(parents=True)
+    (tmp_path / "pkg" / "guest" / "build.yml").write_text("image: guest\n")
+    walks: list[Path] = []
+    real_rglob = Path.rglob
+
+    def counting_rglob(self: Path, pattern: str) -> Iterator[Path]:
+        walks.append(self)
+        return real_rglob(self, pattern)
+
+    monkeypatch.setattr(Path, "rglob", counting_rglob)
+    definition = {
+        "kernel": {"image": "k:1"},
+        "onboot": [{"name": "g", "image": "linuxkit-swarm/guest:local"}],
+    }
+    sources = idef.local_sources(tmp_path / "node.yml", definition)
+    assert idef.definition_problems(tmp_path / "node.yml", definition, sources) == []
+    sources.package_tags(sources.digests())
+    assert walks == [tmp_path / "pkg"]
+
+
+def test_package_tags_from_digests_equal_package_tag(tmp_path: Path) -> None:
+    # "a/b" sorts before "a-c" by path parts but after it as text: tags use parts.
+    for rel in ("build.yml", "a/b", "a-c", "a/z/y", "Dockerfile"):
+        (tmp_path / "pkg" / "p" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pkg" / "p" / rel).write_text(rel)
+    (tmp_path / "pkg" / "q").mkdir()
+    (tmp_path / "pkg" / "q" / "build.yml").write_text("image: q\n")
+    for definition_path in (tmp_path / "node.yml", DEFINITION):
+        sources = idef.local_sources(definition_path, {})
+        tags = sources.package_tags(sources.digests())
+        assert tags == {d: idef.package_tag(d) for d in sources.packages}
+        assert len(tags) == len(sources.packages) > 0
+
+
+DEFINITION_CASES = {
+    "missing files source": (
+        "files:\n  - path: etc/x\n    source: nope.txt\n",
+        "files entry source 'nope.txt' does not exist (paths are relative to the definition)",
+    ),
+    "structure": (
+        "services:\n  - name: x\n    image: x:1\n  - name: x\n    image: x:2\n",
+        "services[1]: duplicate name 'x'",
+    ),
+    "unpinned": (
+        "init:\n  - linuxkit/init:latest\n",
+        "every image must be pinned by a tag other than 'latest' or by a digest; "
+        "unpinned: init[0] = 'linuxkit/init:latest'",
+    ),
+    "unknown local package": (
+        "onboot:\n  - name: g\n    image: linuxkit-swarm/nope:local\n",
+        "unpinned: onboot[g].image = 'linuxkit-swarm/nope:local' (no package pkg/nope/build.yml)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DEFINITION_CASES))
+def test_definition_problems(tmp_path: Path, case: str) -> None:
+    text, expected = DEFINITION_CASES[case]
+    path = tmp_path / "node.yml"
+    path.write_text("kernel:\n  image: linuxkit/kernel:6.12.59\n" + text)
+    problems = idef.definition_problems(path, idef.load_definition(path))
+    assert len(problems) == 1 and expected in problems[0], problems
+
+
+def test_definition_problems_in_order(tmp_path: Path) -> None:
+    text = "".join(text for text, _ in DEFINITION_CASES.values() if "local" not in text)
+    path = tmp_path / "node.yml"
+    path.write_text("kernel:\n  image: linuxkit/kernel:6.12.59\n" + text)
+    problems = idef.definition_problems(path, idef.load_definition(path))
+    assert [p.split(" ")[0] for p in problems] == ["files", "services[1]:", "every"]
+
+
+def test_definition_problems_use_the_given_sources(tmp_path: Path) -> None:
+    definition = {"kernel": {"image": "k:1"}, "onboot": [{"name": "g", "image": "linuxkit-swarm/g:local"}]}
+    given = idef.LocalSources(files={}, packages=(tmp_path / "elsewhere" / "g",))
+    assert idef.definition_problems(tmp_path / "node.yml", definition, given) == []
+    assert len(idef.definition_problems(tmp_path / "node.yml", definition)) == 1
 
 
 def test_identity_does_not_depend_on_checkout_location(tmp_path: Path) -> None:
     def identity_in(root: Path) -> str:
         (root / "pkg" / "g").mkdir(parents=True)
         (root / "pkg" / "g" / "build.yml").write_text("image: g\n")
-        files = idef.local_build_files(root / "n.yml", {})
-        return idef.image_identity("x", {k: idef.sha256_file(p) for k, p in files.items()})
+        return idef.image_identity("x", idef.local_sources(root / "n.yml", {}).digests())
 
     assert identity_in(tmp_path / "a") == identity_in(tmp_path / "b" / "deeper")
 
