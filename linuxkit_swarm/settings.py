@@ -10,57 +10,30 @@ any resource is registered.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from linuxkit_swarm import image_definition, validators
+from linuxkit_swarm import config_schema, image_definition, validators
+from linuxkit_swarm.config_schema import Key
 
-PROJECT = "linuxkit-swarm"
-DEFAULT_GUEST_ID = "other5xLinux64Guest"  # 64-bit Linux 5.x+, vSphere 7.0 and later
-DEFAULT_IGNORED_GUEST_IPS = (
-    "172.17.0.0/16",  # docker0
-    "172.18.0.0/16",  # docker_gwbridge (swarm)
-    "fe80::/10",  # IPv6 link-local
-)
-DEFAULT_DOCKER_DAEMON: Mapping[str, Any] = MappingProxyType(
-    {"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"}}
-)
+PROJECT = config_schema.PROJECT
+# Names and defaults come from the schema; the rules that check values stay here.
+DEFAULT_GUEST_ID = config_schema.DEFAULT_GUEST_ID
+DEFAULT_IGNORED_GUEST_IPS = config_schema.DEFAULT_IGNORED_GUEST_IPS
+DEFAULT_DOCKER_DAEMON = config_schema.DEFAULT_DOCKER_DAEMON
 
-PROJECT_KEYS = (
-    "datacenter",
-    "resourcePool",
-    "datastore",
-    "network",
-    "parentFolder",
-    "folder",
-    "image",
-    "workers",
-    "swarmManagerAddress",
-    "swarmJoinToken",
-    "sshAuthorizedKeys",
-    "dockerDaemon",
+_PROJECT = config_schema.by_name(config_schema.PROJECT_KEYS)
+_VSPHERE = config_schema.by_name(config_schema.VSPHERE_KEYS)
+_IMAGE = config_schema.by_name(config_schema.IMAGE_FIELDS)
+_WORKERS = config_schema.by_name(config_schema.WORKER_FIELDS)
+# Keys whose values never appear in an error, fully qualified.
+_SECRET_KEYS = frozenset(
+    [f"{PROJECT}:{k.name}" for k in config_schema.PROJECT_KEYS if k.secret]
+    + [f"{config_schema.VSPHERE}:{k.name}" for k in config_schema.VSPHERE_KEYS if k.secret]
 )
-SECRET_PROJECT_KEYS = ("swarmJoinToken",)
-IMAGE_KEYS = ("definition", "name", "isoFolder", "linuxkit", "prebuiltIso", "insecureConsole")
-WORKER_KEYS = (
-    "names",
-    "count",
-    "namePrefix",
-    "cpus",
-    "memoryMb",
-    "dataDiskGb",
-    "guestId",
-    "waitForGuestNetTimeout",
-    "waitForGuestIpTimeout",
-    "waitForGuestNetRoutable",
-    "ignoredGuestIps",
-    "shutdownWaitTimeout",
-    "forcePowerOff",
-)
-VSPHERE_KEYS = ("vsphereServer", "user", "password", "allowUnverifiedSsl")
 
 
 class SettingsError(ValueError):
@@ -266,6 +239,52 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+class _Fields:
+    """The raw values of one set of schema keys, read with the schema's defaults.
+
+    ``prefix`` is what an error shows before a key's name: ``linuxkit-swarm:``,
+    ``vsphere:`` or an object's ``linuxkit-swarm:image.``.
+    """
+
+    def __init__(self, r: _Reader, prefix: str, raw: Mapping[str, Any], keys: Mapping[str, Key]) -> None:
+        self.r, self.prefix, self.raw, self.keys = r, prefix, raw, keys
+
+    def key(self, name: str) -> str:
+        """The key as errors show it; a name the schema lacks raises KeyError."""
+        return self.prefix + self.keys[name].name
+
+    def value(self, name: str) -> Any:
+        """The raw value, or the missing marker."""
+        return self.raw.get(self.keys[name].name, _MISSING)
+
+    def string(self, name: str, *, required: bool | None = None) -> str:
+        """A string; required as the schema says unless ``required`` overrides it."""
+        spec = self.keys[name]
+        default = spec.default if isinstance(spec.default, str) else ""
+        needed = spec.required if required is None else required
+        return self.r.string(self.key(name), self.value(name), required=needed, default=default)
+
+    def integer(self, name: str, minimum: int, hint: str = "") -> int:
+        """An integer >= ``minimum``; without a schema default, ``minimum`` stands in."""
+        default = self.keys[name].default
+        fallback = default if isinstance(default, int) and not isinstance(default, bool) else minimum
+        return self.r.integer(self.key(name), self.value(name), fallback, minimum, hint)
+
+    def boolean(self, name: str) -> bool:
+        """A boolean with the schema's default."""
+        default = self.keys[name].default
+        if not isinstance(default, bool):
+            raise TypeError(f"schema key {name!r} has no boolean default")
+        return self.r.boolean(self.key(name), self.value(name), default)
+
+    def string_list(self, name: str) -> tuple[str, ...]:
+        """A list of strings with the schema's default (none: empty)."""
+        default = self.keys[name].default
+        return self.r.string_list(
+            self.key(name), self.value(name), tuple(default) if isinstance(default, tuple) else ()
+        )
+
+
 def parse_settings(
     project: Mapping[str, Any],
     vsphere: Mapping[str, Any],
@@ -279,42 +298,36 @@ def parse_settings(
     secret key that is not among them is an error, so a token or password never
     sits in plain text in a stack file.
     """
-    r = _Reader(set(secret_keys) | {f"{PROJECT}:{k}" for k in SECRET_PROJECT_KEYS})
-    r.secret_keys.add("vsphere:password")
+    r = _Reader(set(secret_keys) | _SECRET_KEYS)
+    p = _Fields(r, f"{PROJECT}:", project, _PROJECT)
 
-    def p(key: str) -> Any:
-        return project.get(key, _MISSING)
+    for key in sorted(set(project) - set(_PROJECT)):
+        r.problems.append(f"{PROJECT}:{key} is not a known key: accepted keys are {', '.join(_PROJECT)}")
 
-    for key in sorted(set(project) - set(PROJECT_KEYS)):
-        r.problems.append(f"{PROJECT}:{key} is not a known key: accepted keys are {', '.join(PROJECT_KEYS)}")
-
-    vcenter = _parse_vcenter(r, vsphere, set(secret_keys))
+    vcenter = _parse_vcenter(r, _Fields(r, f"{config_schema.VSPHERE}:", vsphere, _VSPHERE), set(secret_keys))
     site = _parse_site(r, p)
-    image = _parse_image(r, p("image"), p("dockerDaemon"), base_dir)
-    workers = _parse_pool(r, f"{PROJECT}:workers", p("workers"), role="worker")
+    image = _parse_image(r, p, base_dir)
+    workers = _parse_pool(r, p.key("workers"), p.value("workers"), role="worker")
     swarm = _parse_swarm(r, p, set(secret_keys))
     if r.problems:
         raise SettingsError(r.problems)
     return Settings(vcenter=vcenter, site=site, image=image, workers=workers, swarm=swarm)
 
 
-def _parse_vcenter(r: _Reader, vsphere: Mapping[str, Any], secret_keys: set[str]) -> VCenterSettings:
-    def v(key: str) -> Any:
-        return vsphere.get(key, _MISSING)
-
-    server = r.string("vsphere:vsphereServer", v("vsphereServer"), required=True)
-    user = r.string("vsphere:user", v("user"), required=True)
-    password = v("password")
+def _parse_vcenter(r: _Reader, v: _Fields, secret_keys: set[str]) -> VCenterSettings:
+    server = v.string("vsphereServer")
+    user = v.string("user")
+    password = v.value("password")
+    key = v.key("password")
     if password is _MISSING or password is None or password == "":
-        r.missing("vsphere:password", "set it with `pulumi config set --secret vsphere:password`")
+        r.missing(key, f"set it with `pulumi config set --secret {key}`")
     elif not isinstance(password, str):
-        r.fail("vsphere:password", password, "a string")
-    elif "vsphere:password" not in secret_keys:
+        r.fail(key, password, "a string")
+    elif key not in secret_keys:
         r.problems.append(
-            "vsphere:password is stored in plain text: set it again with "
-            "`pulumi config set --secret vsphere:password`"
+            f"{key} is stored in plain text: set it again with `pulumi config set --secret {key}`"
         )
-    insecure = r.boolean("vsphere:allowUnverifiedSsl", v("allowUnverifiedSsl"), False)
+    insecure = v.boolean("allowUnverifiedSsl")
     return VCenterSettings(
         server=server,
         user=user,
@@ -323,56 +336,48 @@ def _parse_vcenter(r: _Reader, vsphere: Mapping[str, Any], secret_keys: set[str]
     )
 
 
-def _parse_site(r: _Reader, p: Callable[[str], Any]) -> SiteSettings:
-    key = f"{PROJECT}:"
-    datacenter = r.string(key + "datacenter", p("datacenter"), required=True)
-    pool = r.string(key + "resourcePool", p("resourcePool"), required=True)
-    datastore = r.string(key + "datastore", p("datastore"), required=True)
-    network = r.string(key + "network", p("network"), required=True)
-    parent = r.string(key + "parentFolder", p("parentFolder"), required=False)
-    folder = r.string(key + "folder", p("folder"), required=True)
+def _parse_site(r: _Reader, p: _Fields) -> SiteSettings:
+    datacenter = p.string("datacenter")
+    pool = p.string("resourcePool")
+    datastore = p.string("datastore")
+    network = p.string("network")
+    parent = p.string("parentFolder")
+    folder = p.string("folder")
     reason = validators.check_folder_path(parent, allow_empty=True)
     if reason:
-        r.fail(key + "parentFolder", parent, reason)
-    if isinstance(p("folder"), str) and folder.strip():  # reported once above otherwise
+        r.fail(p.key("parentFolder"), parent, reason)
+    if isinstance(p.value("folder"), str) and folder.strip():  # reported once above otherwise
         reason = validators.check_folder_path(folder, allow_empty=False)
         if reason:
-            r.fail(key + "folder", folder, reason)
+            r.fail(p.key("folder"), folder, reason)
     return SiteSettings(datacenter, pool, datastore, network, parent, folder)
 
 
-def _parse_image(r: _Reader, raw: Any, raw_daemon: Any, base_dir: Path) -> ImageSettings:
-    key = f"{PROJECT}:image"
-    obj = r.mapping(key, raw, IMAGE_KEYS)
-    definition_text = r.string(
-        f"{key}.definition",
-        obj.get("definition", _MISSING),
-        required=False,
-        default="linuxkit/swarm-node.yml",
-    )
-    name = r.string(f"{key}.name", obj.get("name", _MISSING), required=False, default="docker")
+def _parse_image(r: _Reader, p: _Fields, base_dir: Path) -> ImageSettings:
+    key = p.key("image")
+    f = _Fields(r, f"{key}.", r.mapping(key, p.value("image"), list(_IMAGE)), _IMAGE)
+    definition_text = f.string("definition")
+    name = f.string("name")
     reason = validators.check_file_base_name(name)
     if reason:
-        r.fail(f"{key}.name", name, reason)
-    iso_folder = r.string(
-        f"{key}.isoFolder", obj.get("isoFolder", _MISSING), required=False, default="linuxkit"
-    )
+        r.fail(f.key("name"), name, reason)
+    iso_folder = f.string("isoFolder")
     reason = validators.check_datastore_folder(iso_folder)
     if reason:
-        r.fail(f"{key}.isoFolder", iso_folder, reason)
-    linuxkit = r.string(f"{key}.linuxkit", obj.get("linuxkit", _MISSING), required=False, default="linuxkit")
+        r.fail(f.key("isoFolder"), iso_folder, reason)
+    linuxkit = f.string("linuxkit")
     if not linuxkit.strip():
-        r.fail(f"{key}.linuxkit", linuxkit, "a command name on PATH or a path to the executable")
+        r.fail(f.key("linuxkit"), linuxkit, "a command name on PATH or a path to the executable")
     elif "/" in linuxkit:
         # A path is relative to the project, wherever the step runs.
         linuxkit = str(base_dir / linuxkit)
-    prebuilt_text = r.string(f"{key}.prebuiltIso", obj.get("prebuiltIso", _MISSING), required=False)
+    prebuilt_text = f.string("prebuiltIso")
     prebuilt = (base_dir / prebuilt_text) if prebuilt_text else None
     if prebuilt is not None and not prebuilt.is_file():
-        r.fail(f"{key}.prebuiltIso", prebuilt_text, "the path of an existing ISO file")
+        r.fail(f.key("prebuiltIso"), prebuilt_text, "the path of an existing ISO file")
 
-    insecure_console = r.boolean(f"{key}.insecureConsole", obj.get("insecureConsole"), False)
-    daemon = r.mapping(f"{PROJECT}:dockerDaemon", raw_daemon, None) or dict(DEFAULT_DOCKER_DAEMON)
+    insecure_console = f.boolean("insecureConsole")
+    daemon = r.mapping(p.key("dockerDaemon"), p.value("dockerDaemon"), None) or dict(DEFAULT_DOCKER_DAEMON)
     definition_path = base_dir / definition_text
     definition: dict[str, Any] | None = None
     if prebuilt is None:
@@ -382,7 +387,7 @@ def _parse_image(r: _Reader, raw: Any, raw_daemon: Any, base_dir: Path) -> Image
             problems = [str(exc)]
         else:
             problems = image_definition.definition_problems(definition_path, definition)
-        r.problems.extend(f"{key}.definition = {definition_text!r}: {problem}" for problem in problems)
+        r.problems.extend(f"{f.key('definition')} = {definition_text!r}: {problem}" for problem in problems)
     return ImageSettings(
         definition_path=definition_path,
         name=name,
@@ -398,34 +403,30 @@ def _parse_image(r: _Reader, raw: Any, raw_daemon: Any, base_dir: Path) -> Image
 def _parse_pool(r: _Reader, key: str, raw: Any, role: str) -> NodePoolSettings:
     if raw is _MISSING or raw is None:
         r.missing(key, "an object with either 'names' or 'count' and 'namePrefix'")
-    obj = r.mapping(key, raw, WORKER_KEYS)
-    names = _pool_names(r, key, obj) if obj else ()
-    cpus = r.integer(f"{key}.cpus", obj.get("cpus"), 2, 1)
-    memory = r.integer(f"{key}.memoryMb", obj.get("memoryMb"), 1024, 512, ", a multiple of 4")
+    f = _Fields(r, f"{key}.", r.mapping(key, raw, list(_WORKERS)), _WORKERS)
+    names = _pool_names(r, key, f) if f.raw else ()
+    cpus = f.integer("cpus", 1)
+    memory = f.integer("memoryMb", 512, ", a multiple of 4")
     if memory >= 512 and memory % 4:  # below 512 is already reported
-        r.fail(f"{key}.memoryMb", memory, "an integer >= 512, a multiple of 4")
-    disk = r.integer(f"{key}.dataDiskGb", obj.get("dataDiskGb"), 10, 1)
-    guest_id = r.string(
-        f"{key}.guestId", obj.get("guestId", _MISSING), required=False, default=DEFAULT_GUEST_ID
-    )
+        r.fail(f.key("memoryMb"), memory, "an integer >= 512, a multiple of 4")
+    disk = f.integer("dataDiskGb", 1)
+    guest_id = f.string("guestId")
     if not guest_id:
-        r.fail(f"{key}.guestId", guest_id, "a vSphere guest id such as " + DEFAULT_GUEST_ID)
-    net_wait = r.integer(f"{key}.waitForGuestNetTimeout", obj.get("waitForGuestNetTimeout"), 5, 0)
-    ip_wait = r.integer(f"{key}.waitForGuestIpTimeout", obj.get("waitForGuestIpTimeout"), 0, 0)
+        r.fail(f.key("guestId"), guest_id, "a vSphere guest id such as " + DEFAULT_GUEST_ID)
+    net_wait = f.integer("waitForGuestNetTimeout", 0)
+    ip_wait = f.integer("waitForGuestIpTimeout", 0)
     # dhcpcd on a LinuxKit node installs a default route only when the DHCP server
     # offers a router; waiting for an address alone works on every network.
-    routable = r.boolean(f"{key}.waitForGuestNetRoutable", obj.get("waitForGuestNetRoutable"), False)
-    ignored = r.string_list(f"{key}.ignoredGuestIps", obj.get("ignoredGuestIps"), DEFAULT_IGNORED_GUEST_IPS)
+    routable = f.boolean("waitForGuestNetRoutable")
+    ignored = f.string_list("ignoredGuestIps")
     for index, network in enumerate(ignored):
         reason = validators.check_ip_network(network)
         if reason:
-            r.fail(f"{key}.ignoredGuestIps[{index}]", network, reason)
-    shutdown_wait = r.integer(
-        f"{key}.shutdownWaitTimeout", obj.get("shutdownWaitTimeout"), 3, 1, " and <= 10 (minutes)"
-    )
+            r.fail(f"{f.key('ignoredGuestIps')}[{index}]", network, reason)
+    shutdown_wait = f.integer("shutdownWaitTimeout", 1, " and <= 10 (minutes)")
     if shutdown_wait > 10:
-        r.fail(f"{key}.shutdownWaitTimeout", shutdown_wait, "an integer >= 1 and <= 10 (minutes)")
-    force_off = r.boolean(f"{key}.forcePowerOff", obj.get("forcePowerOff"), True)
+        r.fail(f.key("shutdownWaitTimeout"), shutdown_wait, "an integer >= 1 and <= 10 (minutes)")
+    force_off = f.boolean("forcePowerOff")
     return NodePoolSettings(
         role=role,
         names=names,
@@ -442,9 +443,9 @@ def _parse_pool(r: _Reader, key: str, raw: Any, role: str) -> NodePoolSettings:
     )
 
 
-def _pool_names(r: _Reader, key: str, obj: Mapping[str, Any]) -> tuple[str, ...]:
-    has_names = "names" in obj
-    has_count = "count" in obj or "namePrefix" in obj
+def _pool_names(r: _Reader, key: str, f: _Fields) -> tuple[str, ...]:
+    has_names = "names" in f.raw
+    has_count = "count" in f.raw or "namePrefix" in f.raw
     if has_names == has_count:
         r.problems.append(
             f"{key}: expected either 'names' (a list) or 'count' with 'namePrefix', "
@@ -452,15 +453,16 @@ def _pool_names(r: _Reader, key: str, obj: Mapping[str, Any]) -> tuple[str, ...]
         )
         return ()
     if has_names:
-        names = r.string_list(f"{key}.names", obj["names"])
-        field_key = f"{key}.names"
+        names = f.string_list("names")
+        field_key = f.key("names")
     else:
-        count = r.integer(f"{key}.count", obj.get("count"), 0, 0)
-        if "count" not in obj:
-            r.missing(f"{key}.count", "an integer >= 0 to go with 'namePrefix'")
-        prefix = r.string(f"{key}.namePrefix", obj.get("namePrefix", _MISSING), required=True)
+        count = f.integer("count", 0)
+        if "count" not in f.raw:
+            r.missing(f.key("count"), "an integer >= 0 to go with 'namePrefix'")
+        # Optional in the schema (the pair is the alternative to names), needed with count.
+        prefix = f.string("namePrefix", required=True)
         names = node_names(prefix, count)
-        field_key = f"{key}.namePrefix"
+        field_key = f.key("namePrefix")
     seen: dict[str, str] = {}
     for name in names:
         reason = validators.check_hostname_label(name)
@@ -468,7 +470,7 @@ def _pool_names(r: _Reader, key: str, obj: Mapping[str, Any]) -> tuple[str, ...]
             r.fail(field_key, name, reason)
         folded = name.lower()  # hostnames compare case-insensitively
         if folded in seen:
-            r.fail(f"{key}.names", name, f"unique names (duplicate of {seen[folded]!r})")
+            r.fail(f.key("names"), name, f"unique names (duplicate of {seen[folded]!r})")
         seen.setdefault(folded, name)
     return names
 
@@ -478,39 +480,39 @@ def node_names(prefix: str, count: int) -> tuple[str, ...]:
     return tuple(f"{prefix}{index}" for index in range(max(count, 0)))
 
 
-def _parse_swarm(r: _Reader, p: Callable[[str], Any], secret_keys: set[str]) -> SwarmSettings:
-    key = f"{PROJECT}:"
-    address = r.string(key + "swarmManagerAddress", p("swarmManagerAddress"), required=False)
+def _parse_swarm(r: _Reader, p: _Fields, secret_keys: set[str]) -> SwarmSettings:
+    address = p.string("swarmManagerAddress")
     if address:
         reason = validators.check_host_port(address)
         if reason:
-            r.fail(key + "swarmManagerAddress", address, reason)
-    token_raw = p("swarmJoinToken")
+            r.fail(p.key("swarmManagerAddress"), address, reason)
+    token_raw = p.value("swarmJoinToken")
     token: Secret | None = None
     if isinstance(token_raw, str) and token_raw:
         token = Secret(token_raw)
-        if key + "swarmJoinToken" not in secret_keys:
+        if p.key("swarmJoinToken") not in secret_keys:
             r.problems.append(
-                f"{key}swarmJoinToken is stored in plain text: set it again with "
+                f"{p.key('swarmJoinToken')} is stored in plain text: set it again with "
                 f"`pulumi config set --secret swarmJoinToken`"
             )
     elif token_raw not in (_MISSING, None, ""):
-        r.fail(key + "swarmJoinToken", token_raw, "a string")
+        r.fail(p.key("swarmJoinToken"), token_raw, "a string")
+    token_key, address_key = p.key("swarmJoinToken"), p.key("swarmManagerAddress")
     if token and not address:
         r.problems.append(
-            f"{key}swarmJoinToken is set but {key}swarmManagerAddress is not: "
+            f"{token_key} is set but {address_key} is not: "
             "a join token needs the manager address it is valid for"
         )
     if address and not token:
         r.problems.append(
-            f"{key}swarmManagerAddress is set but {key}swarmJoinToken is not: "
+            f"{address_key} is set but {token_key} is not: "
             "workers need the join token (`pulumi config set --secret swarmJoinToken ...`)"
         )
-    keys = r.string_list(key + "sshAuthorizedKeys", p("sshAuthorizedKeys"))
+    keys = p.string_list("sshAuthorizedKeys")
     for index, line in enumerate(keys):
         reason = validators.check_ssh_public_key(line)
         if reason:
-            r.fail(f"{key}sshAuthorizedKeys[{index}]", line, reason)
+            r.fail(f"{p.key('sshAuthorizedKeys')}[{index}]", line, reason)
     return SwarmSettings(manager_address=address or None, join_token=token, ssh_authorized_keys=keys)
 
 

@@ -1,0 +1,223 @@
+"""Every stack configuration key, declared once.
+
+Each key has its name, type, default (or ``REQUIRED``), a one-line description
+(the README's "meaning" column) and whether it is a secret; the objects list
+their fields the same way. ``settings`` takes key names and defaults from here
+and keeps the validation rules (with ``validators``). ``scripts/config_docs.py``
+renders Pulumi.yaml's ``config:`` block and README's configuration tables from
+here, and a unit test fails when either drifts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+Kind = Literal["string", "integer", "boolean", "array", "object"]
+
+PROJECT: Final = "linuxkit-swarm"  # the project namespace, Pulumi.yaml's `name`
+VSPHERE: Final = "vsphere"  # the vSphere provider's namespace
+
+
+class _Marker:
+    """A default that is not a value: ``REQUIRED`` or ``UNSET``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+REQUIRED: Final = _Marker("REQUIRED")  # no default: the stack must set it
+UNSET: Final = _Marker("UNSET")  # optional and absent by default: the feature is off
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key, or one field of an object key."""
+
+    name: str
+    type: Kind
+    description: str  # one line: what the README shows as the meaning
+    default: Any = REQUIRED  # a value, REQUIRED or UNSET
+    secret: bool = False
+    items: Kind | None = None  # the element type of an array
+    fields: tuple[Key, ...] = ()  # an object's fields; none: a free-form object
+    # What the README shows as the default when the value alone would mislead
+    # (e.g. "" that means unset, or fields that are required one instead of another).
+    default_doc: str | None = None
+
+    @property
+    def required(self) -> bool:
+        """Whether the stack must set this key."""
+        return self.default is REQUIRED
+
+    def field(self, name: str) -> Key:
+        """The object field ``name``; a name the schema lacks is a programming error."""
+        return by_name(self.fields)[name]
+
+
+def by_name(keys: Sequence[Key]) -> dict[str, Key]:
+    """The keys by name, in declaration order."""
+    return {key.name: key for key in keys}
+
+
+DEFAULT_GUEST_ID: Final = "other5xLinux64Guest"  # 64-bit Linux 5.x+, vSphere 7.0 and later
+DEFAULT_IGNORED_GUEST_IPS: Final[tuple[str, ...]] = (
+    "172.17.0.0/16",  # docker0
+    "172.18.0.0/16",  # docker_gwbridge (swarm)
+    "fe80::/10",  # IPv6 link-local
+)
+DEFAULT_DOCKER_DAEMON: Final[Mapping[str, Any]] = MappingProxyType(
+    {"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"}}
+)
+
+IMAGE_FIELDS: Final[tuple[Key, ...]] = (
+    Key(
+        "definition",
+        "string",
+        "LinuxKit YAML; every image must be pinned by tag (not `latest`) or digest",
+        default="linuxkit/swarm-node.yml",
+    ),
+    Key("name", "string", "ISO base name: the ISO is `<name>-<hash12>.iso`", default="docker"),
+    Key("isoFolder", "string", "datastore folder of the ISOs", default="linuxkit"),
+    Key("linuxkit", "string", "the linuxkit executable (name on `PATH` or path)", default="linuxkit"),
+    Key(
+        "prebuiltIso",
+        "string",
+        "an ISO built elsewhere: no build, its content hash is the identity",
+        default=UNSET,
+    ),
+    Key(
+        "insecureConsole",
+        "boolean",
+        "a root shell without password on the console (getty `INSECURE=true`): dev stacks only",
+        default=False,
+    ),
+)
+
+WORKER_FIELDS: Final[tuple[Key, ...]] = (
+    Key(
+        "names",
+        "array",
+        "VM names in order (they are the guests' hostnames)",
+        default=UNSET,
+        items="string",
+        default_doc="required unless `count`",
+    ),
+    Key(
+        "count",
+        "integer",
+        "number of nodes, named `<namePrefix>0..N-1`",
+        default=UNSET,
+        default_doc="required unless `names`",
+    ),
+    Key(
+        "namePrefix",
+        "string",
+        "prefix of the names `count` makes",
+        default=UNSET,
+        default_doc="required with `count`",
+    ),
+    Key("cpus", "integer", "virtual CPUs per node", default=2),
+    Key("memoryMb", "integer", "memory per node in MB: at least 512, a multiple of 4", default=1024),
+    Key("dataDiskGb", "integer", "size of the thin data disk (`/var/lib/docker`) in GB", default=10),
+    Key("guestId", "string", "vSphere guest OS id", default=DEFAULT_GUEST_ID),
+    Key(
+        "waitForGuestNetTimeout",
+        "integer",
+        "minutes `pulumi up` waits for an IP address on a new node's NIC; 0 disables the wait",
+        default=5,
+    ),
+    Key(
+        "waitForGuestIpTimeout",
+        "integer",
+        "minutes to wait for the guest IP VMware Tools reports (the older waiter); 0 disables it",
+        default=0,
+    ),
+    Key(
+        "waitForGuestNetRoutable",
+        "boolean",
+        "the NIC wait also waits for a default route; dhcpcd on LinuxKit sets one only "
+        "when the DHCP server offers a router",
+        default=False,
+    ),
+    Key(
+        "ignoredGuestIps",
+        "array",
+        "CIDRs never taken as a node's IP (by default docker0, docker_gwbridge and IPv6 "
+        "link-local): for the provider's waits and for each node's `workerIps` entry, "
+        "chosen from the provider's `guest_ip_addresses`",
+        default=DEFAULT_IGNORED_GUEST_IPS,
+        items="string",
+    ),
+    Key(
+        "shutdownWaitTimeout",
+        "integer",
+        "minutes (1-10) an OS rollout waits for the guest to power off before a hard power-off",
+        default=3,
+    ),
+    Key(
+        "forcePowerOff",
+        "boolean",
+        "power the VM off hard when the guest shutdown does not finish in `shutdownWaitTimeout`",
+        default=True,
+    ),
+)
+
+PROJECT_KEYS: Final[tuple[Key, ...]] = (
+    Key("datacenter", "string", "datacenter name"),
+    Key("resourcePool", "string", "resource pool name or inventory path"),
+    Key("datastore", "string", "datastore for VM files, data disks and the ISO"),
+    Key("network", "string", "port group of the vmxnet3 NIC"),
+    Key("parentFolder", "string", 'existing VM folder; `""` is the datacenter\'s VM root', default=""),
+    Key("folder", "string", "VM folder path created below `parentFolder`, one folder per segment"),
+    Key(
+        "image",
+        "object",
+        "how the OS image is made and where the ISO goes",
+        default=MappingProxyType({}),  # every field takes its own default
+        fields=IMAGE_FIELDS,
+        default_doc="see below",
+    ),
+    Key("workers", "object", "the worker pool, see below", fields=WORKER_FIELDS),
+    Key(
+        "swarmManagerAddress",
+        "string",
+        "`host:port` of a swarm manager the workers join",
+        default="",  # Pulumi needs a default to leave a declared key optional
+        default_doc="unset",
+    ),
+    Key(
+        "swarmJoinToken",
+        "string",
+        "worker join token; required with `swarmManagerAddress` and only with it",
+        default=UNSET,
+        secret=True,
+    ),
+    Key(
+        "sshAuthorizedKeys",
+        "array",
+        "OpenSSH public keys for root on every node",
+        default=(),
+        items="string",
+    ),
+    Key(
+        "dockerDaemon",
+        "object",
+        "the nodes' Docker `daemon.json`, any of its keys; replaces the default as a whole",
+        # Free-form (no fields): any daemon.json key passes through to the nodes.
+        default=DEFAULT_DOCKER_DAEMON,
+    ),
+)
+
+# The vSphere provider's own keys; the ISO push reads them too.
+VSPHERE_KEYS: Final[tuple[Key, ...]] = (
+    Key("vsphereServer", "string", "vCenter server name or address"),
+    Key("user", "string", "vCenter user"),
+    Key("password", "string", "vCenter password", secret=True),
+    Key("allowUnverifiedSsl", "boolean", "accept a vCenter certificate that does not verify", default=False),
+)
