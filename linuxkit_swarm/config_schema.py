@@ -170,9 +170,9 @@ WORKER_FIELDS: Final[tuple[Key, ...]] = (
 
 PROJECT_KEYS: Final[tuple[Key, ...]] = (
     Key("datacenter", "string", "datacenter name"),
-    Key("resourcePool", "string", "resource pool name or inventory path"),
+    Key("resourcePool", "string", "resource pool name or inventory path, e.g. `Cluster/Resources`"),
     Key("datastore", "string", "datastore for VM files, data disks and the ISO"),
-    Key("network", "string", "port group of the vmxnet3 NIC"),
+    Key("network", "string", "port group the nodes' vmxnet3 NIC joins"),
     Key("parentFolder", "string", 'existing VM folder; `""` is the datacenter\'s VM root', default=""),
     Key("folder", "string", "VM folder path created below `parentFolder`, one folder per segment"),
     Key(
@@ -187,7 +187,7 @@ PROJECT_KEYS: Final[tuple[Key, ...]] = (
     Key(
         "swarmManagerAddress",
         "string",
-        "`host:port` of a swarm manager the workers join",
+        "`host:port` of a swarm manager the workers join (needs `swarmJoinToken`)",
         default="",  # Pulumi needs a default to leave a declared key optional
         default_doc="unset",
     ),

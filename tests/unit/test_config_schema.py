@@ -1,18 +1,26 @@
-"""The config schema is the one declaration of the keys: settings follow it."""
+"""The config schema is the one declaration of the keys: settings, Pulumi.yaml and README follow it."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
+import shutil
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from linuxkit_swarm import config_schema as schema
 from linuxkit_swarm.config_schema import Key
 from linuxkit_swarm.settings import Settings, SettingsError, parse_settings
 from tests.unit.conftest import DEV_PROJECT, DEV_VSPHERE
 from tests.unit.harness import PROJECT_DIR
+
+sys.path.insert(0, str(PROJECT_DIR / "scripts"))
+import config_docs
 
 SECRETS = ("vsphere:password", "linuxkit-swarm:swarmJoinToken")
 WRONG_TYPE: dict[str, Any] = {"string": 12345, "integer": "many", "boolean": "maybe", "array": 7, "object": 7}
@@ -124,3 +132,65 @@ def test_secret_flags_mask_values() -> None:
     problems = _problems(project, vsphere)
     for path in secret:
         assert f"{path} = [secret]: expected a string" in problems
+
+
+def test_pulumi_yaml_config_block_is_rendered_from_the_schema() -> None:
+    text = (PROJECT_DIR / "Pulumi.yaml").read_text()
+    assert config_docs.render_pulumi_yaml(text) == text, config_docs.drift().get("Pulumi.yaml")
+    loaded = yaml.safe_load(text)
+    assert loaded["name"] == schema.PROJECT
+    assert loaded["config"] == config_docs.pulumi_config()
+    declared = list(loaded["config"])
+    # Pulumi's project schema has no object type and no optional secret.
+    assert declared == [
+        k.name for k in schema.PROJECT_KEYS if k.type != "object" and k.name != "swarmJoinToken"
+    ]
+    for key in declared:
+        assert loaded["config"][key]["description"] == schema.by_name(schema.PROJECT_KEYS)[key].description
+    assert "`swarmJoinToken` (secret string, optional" in text  # why it is not declared
+
+
+def test_readme_tables_are_rendered_from_the_schema() -> None:
+    text = (PROJECT_DIR / "README.md").read_text()
+    assert config_docs.render_readme(text) == text, config_docs.drift().get("README.md")
+    for path, key in _paths():
+        name = path.rpartition(".")[2] if "." in path else path.removeprefix(f"{schema.PROJECT}:")
+        assert f"| `{name}` | {config_docs.type_cell(key)} | " in text, path
+    assert '| `dockerDaemon` | object | `{"log-driver": "json-file"' in text
+    assert "| `cpus` | integer | `2` | " in text and "| `datacenter` | string | required | " in text
+    assert "| `swarmJoinToken` | secret string | unset | " in text
+    assert "RFC 1123 labels" in text
+
+
+def test_check_reports_drift_and_a_rewrite_fixes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("Pulumi.yaml", "README.md"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    assert config_docs.main(["--check"], root=tmp_path) == 0
+    readme = (tmp_path / "README.md").read_text()
+    (tmp_path / "README.md").write_text(
+        readme.replace("| `cpus` | integer | `2` |", "| `cpus` | integer | `4` |")
+    )
+    cpus = schema.by_name(schema.WORKER_FIELDS)["cpus"]
+    edited = [
+        dataclasses.replace(k, description=k.description + " (edited)") if k.name == "datacenter" else k
+        for k in schema.PROJECT_KEYS
+    ]
+    monkeypatch.setattr(schema, "PROJECT_KEYS", tuple(edited))
+    assert config_docs.main(["--check"], root=tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "-| `cpus` | integer | `4` |" in out and f"+| `cpus` | integer | `{cpus.default}` |" in out
+    assert "+    description: datacenter name (edited)" in out
+    assert config_docs.main([], root=tmp_path) == 0
+    assert config_docs.main(["--check"], root=tmp_path) == 0
+    assert (tmp_path / "README.md").read_text() == readme.replace(
+        "| datacenter name |", "| datacenter name (edited) |"
+    )
+
+
+def test_missing_markers_are_an_error() -> None:
+    with pytest.raises(ValueError, match="config-table:project"):
+        config_docs.render_readme("no tables here\n")
+    with pytest.raises(ValueError, match="config:"):
+        config_docs.render_pulumi_yaml("name: x\n")
