@@ -154,7 +154,7 @@ build_govmomi() {
     die "no $GOVMOMI_ARCHIVE in $LKS_THIRD_PARTY: vcsim needs its source to apply the simulator patches (set LKS_THIRD_PARTY)"
   stage "$dir"
   LKS_GOVMOMI_ARCHIVE="$LKS_THIRD_PARTY/$GOVMOMI_ARCHIVE" bash "$TOOLS_DIR/vcsim/assemble.sh" "$WORK/govmomi-src" >&2
-  local tree="$WORK/govmomi-src/govmomi" x="github.com/vmware/govmomi/govc/flags"
+  local tree="$WORK/govmomi-src/govmomi" x="github.com/vmware/govmomi/cli/flags"
   (cd "$tree/vcsim" && gobuild -mod=mod -o "$dir/bin.tmp/vcsim" \
     -ldflags "-s -w -X main.buildVersion=$GOVMOMI_VERSION -X main.buildCommit=$GOVMOMI_COMMIT" .)
   (cd "$tree/govc" && gobuild -mod=mod -o "$dir/bin.tmp/govc" \

@@ -28,7 +28,15 @@ import vcsim as vcsim_script  # noqa: E402
 
 BUILD_HINT = "bash tools/build.sh && source tools/env.sh"
 TOOLS = ("pulumi", "pulumi-language-python", "vcsim", "govc", "linuxkit")
-PROJECT_FILES = ("__main__.py", "Pulumi.yaml", "requirements.txt", "components", "linuxkit_swarm", "linuxkit")
+PROJECT_FILES = (
+    "__main__.py",
+    "Pulumi.yaml",
+    "requirements.txt",
+    "components",
+    "linuxkit_swarm",
+    "operations",
+    "linuxkit",
+)
 STACK = "e2e"
 
 
