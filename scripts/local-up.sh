@@ -32,9 +32,15 @@ config="$state/Pulumi.local.yaml"  # per-run values stay out of the tracked Pulu
 if [ "$fresh" = 1 ] || [ ! -f "$config" ]; then
   # A new simulator has an empty inventory: the old state of this stack means nothing.
   pulumi stack rm --yes --force --preserve-config local >/dev/null 2>&1 || true
-  cp Pulumi.local.yaml "$config"
+  # `stack init` writes the passphrase salt into Pulumi.local.yaml; it belongs to this
+  # run, so it moves into the per-run copy and the tracked file is put back as it was.
+  cp Pulumi.local.yaml "$state/Pulumi.local.tracked"
+  pulumi stack init local >/dev/null
+  cp "$state/Pulumi.local.tracked" "$config"
+  grep '^encryptionsalt:' Pulumi.local.yaml >> "$config"
+  cp "$state/Pulumi.local.tracked" Pulumi.local.yaml
 fi
-pulumi stack select --create local >/dev/null
+pulumi stack select local >/dev/null
 pulumi config set --config-file "$config" vsphere:vsphereServer "$VCSIM_SERVER"
 .venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$state/vcsim/vcsim.json" |
   pulumi config set --config-file "$config" --secret vsphere:password
@@ -51,7 +57,7 @@ pulumi stack output workerIps --json | .venv/bin/python -c '
 import json, sys
 ips = json.load(sys.stdin)
 for name, ip in ips.items():
-    print(f"  {name}  {ip or \"(none reported)\"}")
+    print("  " + name + "  " + (ip or "(none reported)"))
 sys.exit(0 if ips and all(ips.values()) else 1)'
 
 cat <<DONE
