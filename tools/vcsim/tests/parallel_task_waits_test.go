@@ -13,7 +13,6 @@ import (
 
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/fault"
-	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/vim25/methods"
@@ -57,20 +56,7 @@ func TestParallelTaskWaitsOnOneCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	finder := find.NewFinder(c.Client)
-	dc, err := finder.DefaultDatacenter(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	finder.SetDatacenter(dc)
-	folders, err := dc.Folders(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := finder.ResourcePool(ctx, "DC0_C0/Resources")
-	if err != nil {
-		t.Fatal(err)
-	}
+	vmFolder, pool := clusterPlacement(ctx, t, c.Client)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -81,7 +67,7 @@ func TestParallelTaskWaitsOnOneCollector(t *testing.T) {
 				GuestId: string(types.VirtualMachineGuestOsIdentifierOtherGuest),
 				Files:   &types.VirtualMachineFileInfo{VmPathName: "[LocalDS_0]"},
 			}
-			task, err := folders.VmFolder.CreateVM(ctx, spec, pool, nil)
+			task, err := vmFolder.CreateVM(ctx, spec, pool, nil)
 			if err != nil {
 				errs <- err
 				return

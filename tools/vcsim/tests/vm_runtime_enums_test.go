@@ -7,7 +7,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -20,26 +19,13 @@ import (
 // (and summary) property of every VM.
 func TestVirtualMachineRuntimeEnumDefaults(t *testing.T) {
 	Test(func(ctx context.Context, c *vim25.Client) {
-		finder := find.NewFinder(c)
-		dc, err := finder.DefaultDatacenter(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		finder.SetDatacenter(dc)
-		folders, err := dc.Folders(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pool, err := finder.ResourcePool(ctx, "DC0_C0/Resources")
-		if err != nil {
-			t.Fatal(err)
-		}
+		vmFolder, pool := clusterPlacement(ctx, t, c)
 		spec := types.VirtualMachineConfigSpec{
 			Name:    "runtime-enums",
 			GuestId: string(types.VirtualMachineGuestOsIdentifierOtherGuest),
 			Files:   &types.VirtualMachineFileInfo{VmPathName: "[LocalDS_0]"},
 		}
-		task, err := folders.VmFolder.CreateVM(ctx, spec, pool, nil)
+		task, err := vmFolder.CreateVM(ctx, spec, pool, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

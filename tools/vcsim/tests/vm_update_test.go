@@ -23,20 +23,7 @@ import (
 // perpetual diff (~swapPlacementPolicy) on every update.
 func TestVirtualMachineSwapPlacement(t *testing.T) {
 	Test(func(ctx context.Context, c *vim25.Client) {
-		finder := find.NewFinder(c)
-		dc, err := finder.DefaultDatacenter(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		finder.SetDatacenter(dc)
-		folders, err := dc.Folders(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pool, err := finder.ResourcePool(ctx, "DC0_C0/Resources")
-		if err != nil {
-			t.Fatal(err)
-		}
+		vmFolder, pool := clusterPlacement(ctx, t, c)
 
 		swapPlacement := func(vm *object.VirtualMachine) string {
 			var props mo.VirtualMachine
@@ -55,7 +42,7 @@ func TestVirtualMachineSwapPlacement(t *testing.T) {
 				Files:         &types.VirtualMachineFileInfo{VmPathName: "[LocalDS_0]"},
 				SwapPlacement: placement,
 			}
-			task, err := folders.VmFolder.CreateVM(ctx, spec, pool, nil)
+			task, err := vmFolder.CreateVM(ctx, spec, pool, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
