@@ -6,20 +6,40 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap-venv.sh
-# jq runs inside the guest scripts that tests/unit/test_guest_scripts.py executes.
-if ! command -v jq >/dev/null; then
+
+# Debian packages the tests run: jq (inside the guest scripts under test), patch
+# (applies the simulator patches), gcc (the simulator's -race tests).
+missing=()
+for pair in jq:jq patch:patch gcc:gcc; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq jq >/dev/null
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "jq is needed by the guest-script tests: sudo apt-get install -y jq" >&2
+    echo "missing tools for the tests: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
 fi
+
 # The toolchain for the e2e tests, from the pinned upstream sources (cached by
 # version and archive hash: seconds when already built).
 bash tools/build.sh
 # shellcheck source=/dev/null
 source tools/env.sh
+
+# The simulator patches' own checks (each regression test fails unpatched and passes
+# patched; upstream simulator tests pass, also under -race). Several minutes, so the
+# result is recorded per patch set and Go version, like the build it checks.
+stamp="$LKS_GOVMOMI_DIR/patch-checks.passed"
+if [ -f "$stamp" ]; then
+  echo "== vcsim patch checks: passed for this patch set on $(cat "$stamp") (rm $stamp to rerun)"
+else
+  echo "== vcsim patch checks (tools/vcsim/test.sh)"
+  bash tools/vcsim/test.sh
+  date -u +%Y-%m-%dT%H:%MZ > "$stamp"
+fi
+
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
