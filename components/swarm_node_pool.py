@@ -140,15 +140,13 @@ class SwarmNodePool(pulumi.ComponentResource):
 def _extra_config(
     node: guestinfo.NodeUserdata, identity: str, token: pulumi.Output[str] | None
 ) -> pulumi.Input[dict[str, str]]:
-    """Guestinfo for one VM; secret as a whole when it carries the join token."""
-    if token is None:
-        return {**guestinfo.extra_config(node, identity), **BOOT_ORDER}
-    return token.apply(
-        lambda value: {
-            **guestinfo.extra_config(dataclasses.replace(node, join_token=value), identity),
-            **BOOT_ORDER,
-        }
-    )
+    """Guestinfo and boot order for one VM; secret as a whole when it carries the join token."""
+
+    def render(join_token: str | None) -> dict[str, str]:
+        with_token = dataclasses.replace(node, join_token=join_token)
+        return {**guestinfo.extra_config(with_token, identity), **BOOT_ORDER}
+
+    return render(None) if token is None else token.apply(render)
 
 
 def _ip_map(
