@@ -30,8 +30,8 @@ source tools/env.sh
 
 # The simulator patches' own checks (each regression test fails unpatched and passes
 # patched; upstream simulator tests pass, also under -race). Several minutes, so the
-# result is recorded per patch set and Go version, like the build it checks.
-stamp="$LKS_GOVMOMI_DIR/patch-checks.passed"
+# result is recorded per build (patch set, Go version) and version of the checks.
+stamp="$LKS_GOVMOMI_DIR/patch-checks-$LKS_VCSIM_CHECKS_HASH.passed"
 if [ -f "$stamp" ]; then
   echo "== vcsim patch checks: passed for this patch set on $(cat "$stamp") (rm $stamp to rerun)"
 else

@@ -24,20 +24,22 @@ export LKS_THIRD_PARTY
 # built from: the pinned archive SHA-256, our wrapper module (go.mod, go.sum) or
 # our simulator patches. A change to any of them gives a fresh directory instead
 # of a stale binary.
-_lks_files_hash() {
+_lks_files_hash() { # paths below tools/ (missing ones count as empty)
   (
-    cd "$_lks_tools_dir/$1" 2>/dev/null || { echo none; exit 0; }
-    find . -type f \( -name go.mod -o -name go.sum -o -name '*.go' -o -name '*.patch' -o -name '*.sh' \) -print |
-      LC_ALL=C sort | xargs -r cat | sha256sum | cut -c1-8
+    cd "$_lks_tools_dir" || exit 0
+    find "$@" -type f \( -name go.mod -o -name go.sum -o -name '*.go' -o -name '*.patch' -o -name '*.sh' \) \
+      -print 2>/dev/null | LC_ALL=C sort | xargs -r cat | sha256sum | cut -c1-8
   )
 }
 
 LKS_PULUMI_DIR="$LKS_TOOLS_ROOT/pulumi-v$PULUMI_VERSION-$(_lks_files_hash go/pulumi)-${LANGUAGE_PYTHON_SHA256:0:8}"
-LKS_GOVMOMI_DIR="$LKS_TOOLS_ROOT/govmomi-v$GOVMOMI_VERSION-${GOVMOMI_SHA256:0:8}-$(_lks_files_hash vcsim)"
+LKS_GOVMOMI_DIR="$LKS_TOOLS_ROOT/govmomi-v$GOVMOMI_VERSION-${GOVMOMI_SHA256:0:8}-$(_lks_files_hash vcsim/patches vcsim/assemble.sh)"
+# The simulator checks (tools/vcsim/test.sh) also depend on the tests and the script.
+LKS_VCSIM_CHECKS_HASH="$(_lks_files_hash vcsim)"
 LKS_VSPHERE_DIR="$LKS_TOOLS_ROOT/pulumi-resource-vsphere-v$VSPHERE_VERSION-${VSPHERE_SHA256:0:8}-${TFVSPHERE_SHA256:0:8}"
 LKS_COMMAND_DIR="$LKS_TOOLS_ROOT/pulumi-resource-command-v$COMMAND_VERSION-${COMMAND_SHA256:0:8}"
 LKS_LINUXKIT_DIR="$LKS_TOOLS_ROOT/linuxkit-v$LINUXKIT_VERSION-${LINUXKIT_SHA256:0:8}"
-export LKS_PULUMI_DIR LKS_GOVMOMI_DIR LKS_VSPHERE_DIR LKS_COMMAND_DIR LKS_LINUXKIT_DIR
+export LKS_PULUMI_DIR LKS_GOVMOMI_DIR LKS_VSPHERE_DIR LKS_COMMAND_DIR LKS_LINUXKIT_DIR LKS_VCSIM_CHECKS_HASH
 
 # Prepend each built tool's bin dir once (re-sourcing does not grow PATH).
 for _lks_dir in "$LKS_LINUXKIT_DIR" "$LKS_VSPHERE_DIR" "$LKS_COMMAND_DIR" "$LKS_GOVMOMI_DIR" "$LKS_PULUMI_DIR"; do
