@@ -197,7 +197,7 @@ def test_shutdown_signals_pid_1_by_default(tmp_path: Path) -> None:
     """Without LKS_INIT_PID the script signals PID 1: here, a stand-in init in its own PID namespace."""
     unshare = shutil.which("unshare")
     if unshare is None:
-        pytest.skip("unshare (util-linux) is not installed")
+        pytest.fail("unshare is not installed: apt-get install -y util-linux")
     log = tmp_path / "signals"
     # The stand-in is PID 1 of a new PID namespace and runs the script as its
     # child, with LKS_INIT_PID unset: only a trapped signal reaches a PID 1.
@@ -224,7 +224,10 @@ def test_shutdown_signals_pid_1_by_default(tmp_path: Path) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail("the stand-in init in its own PID namespace never got a signal")
     if result.returncode != 0 and not log.exists() and "unshare" in result.stderr:
-        pytest.skip(f"cannot create a PID namespace here: {result.stderr.strip()}")
+        pytest.fail(
+            "cannot create a PID namespace (run the tests as root, or where unshare --pid works): "
+            f"{result.stderr.strip()}"
+        )
     assert result.returncode == 0, result.stderr
     assert log.read_text().split() == ["USR2"]
     assert "asking init (PID 1) to power off: SIGUSR2" in result.stderr
