@@ -84,6 +84,8 @@ if [ ! -f "$tarball" ]; then
   echo "node-double" >"$root/etc/hostname"
   tar --numeric-owner --xattrs -C "$root" -cf "$work/rootfs.tar" .
   mv "$work/rootfs.tar" "$tarball"
+  # One root file system is kept (about 400 MB): older inputs' tarballs go.
+  find "$CACHE" -maxdepth 1 -name '*.tar' ! -name "$hash.tar" -delete
   log "root file system: $tarball ($(du -h "$tarball" | cut -f1))"
 fi
 
@@ -93,4 +95,7 @@ docker import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --message "linuxkit-swarm node double ($hash)" \
   "$tarball" "$image" >/dev/null
+# Older node doubles in this engine are removed (vfs stores each in full).
+docker image ls --format '{{.Repository}}:{{.Tag}}' "$REPO_NAME" | grep -vxF "$image" |
+  xargs -r docker image rm >/dev/null 2>&1 || :
 echo "$image"
