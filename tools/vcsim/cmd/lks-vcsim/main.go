@@ -93,7 +93,7 @@ func main() {
 		u.User = url.UserPassword(*user, *pass)
 	}
 	// As upstream vcsim: hosts report the simulator's address as their management server.
-	if host, _, err := strings.Cut(*listen, ":"); err {
+	if host, _, found := strings.Cut(*listen, ":"); found {
 		esx.HostSystem.Summary.ManagementServerIp = host
 	}
 	model.ServiceContent.About.FullName += " (govmomi simulator)"
