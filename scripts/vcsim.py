@@ -24,6 +24,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,25 @@ class Vcsim:
         return _connect(self.host, self.port, self.password, time.monotonic() + timeout)
 
 
-def start(state_dir: Path, timeout: float = 30.0) -> Vcsim:
-    """Start vcsim on a free loopback port, shape the inventory, wait until it answers."""
-    exe = shutil.which("vcsim")
+def start(
+    state_dir: Path,
+    timeout: float = 30.0,
+    containers: Sequence[tuple[str, str]] = (),
+    container_config: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Vcsim:
+    """Start vcsim on a free loopback port, shape the inventory, wait until it answers.
+
+    With ``containers`` (pairs of a VM-name glob and a ``RUN.container`` value), it
+    starts ``lks-vcsim`` instead (tools/vcsim/cmd/lks-vcsim): every VM whose name
+    matches a glob is backed by a Docker container of the engine at ``env``'s
+    DOCKER_HOST, with ``container_config`` as extra ``RUN.*`` keys.
+    """
+    name = "lks-vcsim" if containers else "vcsim"
+    exe = shutil.which(name)
     if exe is None:
-        raise SystemExit(f"vcsim is not on PATH; build it with: {INSTALL_HINT}")
+        hint = "bash tools/build.sh lks-vcsim   # then: source tools/env.sh" if containers else INSTALL_HINT
+        raise SystemExit(f"{name} is not on PATH; build it with: {hint}")
     state_dir.mkdir(parents=True, exist_ok=True)
     password = "Sim-" + secrets.token_urlsafe(12)  # unique per run: leak checks look for it
     log = (state_dir / "vcsim.log").open("w")
@@ -76,8 +91,14 @@ def start(state_dir: Path, timeout: float = 30.0) -> Vcsim:
         "-username": USER,
         "-password": password,
     }
+    argv = [exe, *(word for pair in flags.items() for word in pair)]
+    for glob, spec in containers:
+        argv += ["-container", f"{glob}={spec}"]
+    for key, value in (container_config or {}).items():
+        argv += ["-container-config", f"{key}={value}"]
     proc = subprocess.Popen(
-        [exe, *(word for pair in flags.items() for word in pair)],
+        argv,
+        env=dict(env) if env is not None else None,
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -135,7 +156,7 @@ def stop(state_dir: Path) -> bool:
         os.killpg(sim.pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    for _ in range(50):
+    for _ in range(200):  # lks-vcsim removes its VMs' containers when it stops
         if not _alive(sim.pid):
             break
         time.sleep(0.1)

@@ -20,7 +20,7 @@ TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$TOOLS_DIR/env.sh" 2>/dev/null
 ROOT="$LKS_TOOLS_ROOT"
 
-ALL_TOOLS=(pulumi vcsim govc command vsphere linuxkit)
+ALL_TOOLS=(pulumi vcsim govc lks-vcsim command vsphere linuxkit)
 
 usage() {
   echo "usage: $0 [${ALL_TOOLS[*]}]" >&2
@@ -161,6 +161,28 @@ build_govmomi() {
     -ldflags "-s -w -X $x.BuildVersion=$GOVMOMI_VERSION -X $x.BuildCommit=$GOVMOMI_COMMIT" .)
   publish "$dir"
 }
+# lks-vcsim: our main (tools/vcsim/cmd/lks-vcsim: vcsim with VM-name -> container
+# mapping) built inside the assembled vcsim/ module, against the patched simulator.
+build_lks-vcsim() {
+  local dir="$LKS_LKSVCSIM_DIR"
+  have_all "$dir" lks-vcsim && return 10
+  have_archive "$GOVMOMI_ARCHIVE" "$GOVMOMI_SHA256" ||
+    die "no $GOVMOMI_ARCHIVE in $LKS_THIRD_PARTY: lks-vcsim needs the patched vcsim tree (set LKS_THIRD_PARTY)"
+  stage "$dir"
+  LKS_GOVMOMI_ARCHIVE="$LKS_THIRD_PARTY/$GOVMOMI_ARCHIVE" bash "$TOOLS_DIR/vcsim/assemble.sh" "$WORK/lks-vcsim-src" >&2
+  local tree="$WORK/lks-vcsim-src/govmomi"
+  mkdir -p "$tree/vcsim/cmd"
+  cp -R "$TOOLS_DIR/vcsim/cmd/lks-vcsim" "$tree/vcsim/cmd/"
+  (cd "$tree/vcsim" && gobuild -mod=mod -o "$dir/bin.tmp/lks-vcsim" \
+    -ldflags "-s -w -X main.buildVersion=$GOVMOMI_VERSION" ./cmd/lks-vcsim)
+  publish "$dir"
+}
+verify_lks-vcsim() {
+  local out
+  out="$("$LKS_LKSVCSIM_DIR/bin/lks-vcsim" version)"
+  grep -q "vcsim $GOVMOMI_VERSION" <<<"$out" || die "lks-vcsim version: $out"
+  echo "$out"
+}
 build_vcsim() { build_govmomi; }
 build_govc() { build_govmomi; }
 
@@ -275,7 +297,7 @@ requested=("$@")
 [[ ${#requested[@]} -gt 0 ]] || requested=("${ALL_TOOLS[@]}")
 for t in "${requested[@]}"; do
   case "$t" in
-    pulumi | vcsim | govc | command | vsphere | linuxkit) ;;
+    pulumi | vcsim | govc | lks-vcsim | command | vsphere | linuxkit) ;;
     -h | --help) usage ;;
     *) log "unknown tool: $t"; usage ;;
   esac

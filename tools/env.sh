@@ -34,15 +34,18 @@ _lks_files_hash() { # paths below tools/ (missing ones count as empty)
 
 LKS_PULUMI_DIR="$LKS_TOOLS_ROOT/pulumi-v$PULUMI_VERSION-$(_lks_files_hash go/pulumi)-${LANGUAGE_PYTHON_SHA256:0:8}"
 LKS_GOVMOMI_DIR="$LKS_TOOLS_ROOT/govmomi-v$GOVMOMI_VERSION-${GOVMOMI_SHA256:0:8}-$(_lks_files_hash vcsim/patches vcsim/assemble.sh)"
-# The simulator checks (tools/vcsim/test.sh) also depend on the tests and the script.
-LKS_VCSIM_CHECKS_HASH="$(_lks_files_hash vcsim)"
+# lks-vcsim (tools/vcsim/cmd/lks-vcsim): the same patched tree plus our own main.
+LKS_LKSVCSIM_DIR="$LKS_TOOLS_ROOT/lks-vcsim-v$GOVMOMI_VERSION-${GOVMOMI_SHA256:0:8}-$(_lks_files_hash vcsim/patches vcsim/assemble.sh vcsim/cmd)"
+# The simulator checks (tools/vcsim/test.sh) also depend on the tests and the script
+# (not on cmd/: they test the patched simulator package, not our main).
+LKS_VCSIM_CHECKS_HASH="$(_lks_files_hash vcsim/assemble.sh vcsim/patches vcsim/test.sh vcsim/tests)"
 LKS_VSPHERE_DIR="$LKS_TOOLS_ROOT/pulumi-resource-vsphere-v$VSPHERE_VERSION-${VSPHERE_SHA256:0:8}-${TFVSPHERE_SHA256:0:8}"
 LKS_COMMAND_DIR="$LKS_TOOLS_ROOT/pulumi-resource-command-v$COMMAND_VERSION-${COMMAND_SHA256:0:8}"
 LKS_LINUXKIT_DIR="$LKS_TOOLS_ROOT/linuxkit-v$LINUXKIT_VERSION-${LINUXKIT_SHA256:0:8}"
-export LKS_PULUMI_DIR LKS_GOVMOMI_DIR LKS_VSPHERE_DIR LKS_COMMAND_DIR LKS_LINUXKIT_DIR LKS_VCSIM_CHECKS_HASH
+export LKS_PULUMI_DIR LKS_GOVMOMI_DIR LKS_LKSVCSIM_DIR LKS_VSPHERE_DIR LKS_COMMAND_DIR LKS_LINUXKIT_DIR LKS_VCSIM_CHECKS_HASH
 
 # Prepend each built tool's bin dir once (re-sourcing does not grow PATH).
-for _lks_dir in "$LKS_LINUXKIT_DIR" "$LKS_VSPHERE_DIR" "$LKS_COMMAND_DIR" "$LKS_GOVMOMI_DIR" "$LKS_PULUMI_DIR"; do
+for _lks_dir in "$LKS_LINUXKIT_DIR" "$LKS_VSPHERE_DIR" "$LKS_COMMAND_DIR" "$LKS_LKSVCSIM_DIR" "$LKS_GOVMOMI_DIR" "$LKS_PULUMI_DIR"; do
   if [ -d "$_lks_dir/bin" ]; then
     case ":$PATH:" in
       *":$_lks_dir/bin:"*) ;;
