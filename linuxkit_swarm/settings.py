@@ -21,9 +21,6 @@ from linuxkit_swarm.config_schema import Key
 
 PROJECT = config_schema.PROJECT
 # Names and defaults come from the schema; the rules that check values stay here.
-DEFAULT_GUEST_ID = config_schema.DEFAULT_GUEST_ID
-DEFAULT_IGNORED_GUEST_IPS = config_schema.DEFAULT_IGNORED_GUEST_IPS
-DEFAULT_DOCKER_DAEMON = config_schema.DEFAULT_DOCKER_DAEMON
 
 _PROJECT = config_schema.by_name(config_schema.PROJECT_KEYS)
 _VSPHERE = config_schema.by_name(config_schema.VSPHERE_KEYS)
@@ -377,7 +374,9 @@ def _parse_image(r: _Reader, p: _Fields, base_dir: Path) -> ImageSettings:
         r.fail(f.key("prebuiltIso"), prebuilt_text, "the path of an existing ISO file")
 
     insecure_console = f.boolean("insecureConsole")
-    daemon = r.mapping(p.key("dockerDaemon"), p.value("dockerDaemon"), None) or dict(DEFAULT_DOCKER_DAEMON)
+    daemon = r.mapping(p.key("dockerDaemon"), p.value("dockerDaemon"), None) or dict(
+        config_schema.DEFAULT_DOCKER_DAEMON
+    )
     definition_path = base_dir / definition_text
     definition: dict[str, Any] | None = None
     if prebuilt is None:
@@ -412,7 +411,7 @@ def _parse_pool(r: _Reader, key: str, raw: Any, role: str) -> NodePoolSettings:
     disk = f.integer("dataDiskGb", 1)
     guest_id = f.string("guestId")
     if not guest_id:
-        r.fail(f.key("guestId"), guest_id, "a vSphere guest id such as " + DEFAULT_GUEST_ID)
+        r.fail(f.key("guestId"), guest_id, "a vSphere guest id such as " + config_schema.DEFAULT_GUEST_ID)
     net_wait = f.integer("waitForGuestNetTimeout", 0)
     ip_wait = f.integer("waitForGuestIpTimeout", 0)
     # dhcpcd on a LinuxKit node installs a default route only when the DHCP server

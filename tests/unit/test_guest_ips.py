@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from linuxkit_swarm.config_schema import DEFAULT_IGNORED_GUEST_IPS
 from linuxkit_swarm.guest_ips import primary_ip
-from linuxkit_swarm.settings import DEFAULT_IGNORED_GUEST_IPS
 
 
 def test_skips_docker_bridges_and_link_local() -> None:

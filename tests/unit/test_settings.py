@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from linuxkit_swarm.config_schema import DEFAULT_GUEST_ID
 from linuxkit_swarm.settings import (
-    DEFAULT_GUEST_ID,
     Secret,
     SettingsError,
     node_names,
