@@ -43,19 +43,25 @@ func startServer(t *testing.T, m *Model) (*url.URL, func()) {
 // for their task at once with object.Task.WaitForResultEx, i.e. each creates a
 // filter on the session's one PropertyCollector and calls WaitForUpdatesEx with
 // the version of its previous answer. Each wait must see its own task's update.
-func TestParallelTaskWaitsOnOneCollector(t *testing.T) {
-	const n = 24
-
-	u, stop := startServer(t, VPX())
-	defer stop()
-
+// connect starts m's server and logs in, both bounded by a 30 s deadline so a
+// hang fails the test instead of stalling it; everything stops at cleanup.
+func connect(t *testing.T, m *Model) (context.Context, *govmomi.Client) {
+	t.Helper()
+	u, stop := startServer(t, m)
+	t.Cleanup(stop)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
+	t.Cleanup(cancel)
 	c, err := govmomi.NewClient(ctx, u, true)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ctx, c
+}
+
+func TestParallelTaskWaitsOnOneCollector(t *testing.T) {
+	const n = 24
+
+	ctx, c := connect(t, VPX())
 	vmFolder, pool := clusterPlacement(ctx, t, c.Client)
 
 	var wg sync.WaitGroup
@@ -146,16 +152,7 @@ func TestTaskWaitsInTwoSessions(t *testing.T) {
 // InvalidCollectorVersion.
 func TestWaitForUpdatesVersions(t *testing.T) {
 	m := ESX()
-	u, stop := startServer(t, m)
-	defer stop()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
-	c, err := govmomi.NewClient(ctx, u, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c := connect(t, m)
 	pc := property.DefaultCollector(c.Client)
 	vm := object.NewVirtualMachine(c.Client, m.Map().Any("VirtualMachine").Reference())
 	filter := new(property.WaitFilter).Add(vm.Reference(), "VirtualMachine", []string{"name"})
