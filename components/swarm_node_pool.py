@@ -1,21 +1,63 @@
-"""SwarmNodePool: vSphere folders and one VM per Swarm node, booting the LinuxKit ISO."""
+"""SwarmNodePool: one VM per Swarm node booting the LinuxKit ISO, and the node's swarm steps.
+
+With swarm access (the stack runs the swarm: a manager pool and an SSH key),
+each node also gets three pulumi-command steps (``operations.swarmctl``):
+
+* ``<vm>-drain`` before the VM: drains the node when its VM is about to change;
+* ``<vm>-ready`` after the VM: waits until the node is Ready with the new image,
+  then makes it active again;
+* ``<vm>-member`` after the VM, deleted before it: scale-in removes the node from
+  the swarm (drain, demote a manager, ``docker node rm``) before its VM goes.
+
+The nodes that exist already are chained in rollout batches
+(``rollout.rollout_batches``): a batch's drains wait for the previous batch's
+ready steps, so an OS rollout never has more than one batch down, and a failed
+step stops the rollout there. New nodes are not chained: a new pool is created
+in parallel. Without swarm access the chain links the VMs themselves.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_vsphere as vsphere
+from pulumi_command import local, remote
 
-from linuxkit_swarm import folders, guest_ips, guestinfo
-from linuxkit_swarm.settings import NodePoolSettings, SiteSettings, SwarmSettings
+from linuxkit_swarm import guest_ips, guestinfo, rollout, swarm_steps
+from linuxkit_swarm.settings import NodePoolSettings, SiteSettings
 
 DATA_DISK_LABEL = "data"  # never change: a new label makes the provider replace the disk
 SCSI_TYPE = "pvscsi"  # built into the LinuxKit 6.x kernel (LSI Logic SAS is not)
 # The provider has no boot-order setting. Pinned so that a data disk that ever
 # carries a boot sector is never booted instead of the ISO (LinuxKit runs from it).
 BOOT_ORDER = {"bios.bootOrder": "cdrom,hdd"}
+SECRET_STDOUT = pulumi.ResourceOptions(additional_secret_outputs=["stdout"])
+
+
+@dataclass(frozen=True)
+class SwarmJoin:
+    """How this pool's nodes join the swarm (all optional: no swarm settings at all)."""
+
+    manager_address: pulumi.Input[str] | None = None
+    """``host:port`` the nodes join through."""
+    token: pulumi.Input[str] | None = None
+    """The join token for this pool's role (a secret)."""
+
+
+@dataclass(frozen=True)
+class SwarmAccess:
+    """What the swarm steps need: their environment (``operations.swarmctl``'s header)."""
+
+    environment: Mapping[str, pulumi.Input[str]]
+    """vCenter, folder, SSH key and timeouts; the pool adds the node's own keys."""
+    ssh_private_key: pulumi.Input[str]
+    """The stack's SSH login (a secret), for the tokens step on the anchor manager."""
+    project_dir: str
+    """Where ``operations`` lives (the steps' working directory)."""
 
 
 @dataclass(frozen=True)
@@ -25,34 +67,53 @@ class SwarmNodePoolArgs:
     pool: NodePoolSettings
     """Names, sizes and guest waits of the nodes; ``pool.role`` is passed to each guest."""
     site: SiteSettings
-    """Datacenter, resource pool, datastore, network and folders."""
-    swarm: SwarmSettings
-    """Manager address, join token and SSH keys handed to every node."""
+    """Datacenter, resource pool, datastore and network."""
+    folder: pulumi.Input[str]
+    """The VM folder path; an Output of the folders, so VMs wait for them."""
     iso_datastore_path: pulumi.Input[str]
     """The ISO each VM boots, inside ``site.datastore``; an Output of the push, so VMs wait for it."""
     image_identity: str
     """Image hash; written to extra_config so a new image reboots VMs in place."""
+    ssh_authorized_keys: Sequence[str]
+    """OpenSSH public keys for root on every node."""
+    join: SwarmJoin = SwarmJoin()
+    """Manager address and token; ignored for the manager pool, which bootstraps itself."""
+    access: SwarmAccess | None = None
+    """Swarm steps; None when the stack does not run the swarm (no drain, no gates)."""
+    deployed: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """VM name -> image identity of the VMs that exist now (from vCenter); others are ignored."""
+    max_unavailable: int = 1
+    """Nodes per rollout batch (a manager pool always goes one at a time)."""
+    rollout_after: Sequence[pulumi.Resource] = ()
+    """Steps the first rollout batch waits for (the manager pool's last batch)."""
+    cluster: str | None = None
+    """Compute cluster for a DRS anti-affinity rule that keeps a manager pool's VMs apart."""
     annotation: str = ""
-    """Text shown in vCenter's notes for every VM."""
-    folder_hook: pulumi.ResourceHook | None = None
-    """Runs before a folder is created (at preview too): refuses folders that already exist."""
+    """Text shown in vCenter's notes for every VM, before ``: <role>``."""
+
+
+@dataclass
+class _Node:
+    vm: vsphere.VirtualMachine
+    gate: pulumi.Resource  # what the next rollout batch waits for
+    member: pulumi.Resource | None
 
 
 class SwarmNodePool(pulumi.ComponentResource):
-    """Folders below the parent folder and one VM per node.
+    """VMs of one role, their swarm steps, and (for managers) the swarm's bootstrap."""
 
-    A new image changes only the CD-ROM path and extra_config, both in-place
-    updates: the VM shuts down, boots the new ISO and keeps its data disk.
-    """
-
-    folder_path: pulumi.Output[str]
-    """Full VM folder path (``parentFolder/folder``)."""
     names: pulumi.Output[list[str]]
     """VM names in config order."""
     ips: pulumi.Output[dict[str, str]]
     """VM name -> primary guest IP, ``""`` until the guest reports one."""
     vms: dict[str, vsphere.VirtualMachine]
     """The VMs by name."""
+    rollout_tail: list[pulumi.Resource]
+    """What the next pool's first rollout batch waits for."""
+    tokens: pulumi.Output[dict[str, str]] | None
+    """Manager pool with access: ``worker``/``manager`` join tokens and ``address`` (secret)."""
+    host_public_key: pulumi.Output[str] | None
+    """Manager pool with access: the managers' pinned SSH host key."""
 
     def __init__(
         self, name: str, args: SwarmNodePoolArgs, opts: pulumi.ResourceOptions | None = None
@@ -61,92 +122,239 @@ class SwarmNodePool(pulumi.ComponentResource):
         site, pool = args.site, args.pool
         invoke = pulumi.InvokeOutputOptions(parent=self)
         dc = vsphere.get_datacenter_output(name=site.datacenter, opts=invoke)
-        datastore = vsphere.get_datastore_output(name=site.datastore, datacenter_id=dc.id, opts=invoke)
-        resource_pool = vsphere.get_resource_pool_output(
-            name=site.resource_pool, datacenter_id=dc.id, opts=invoke
+        self._placement = (
+            vsphere.get_datastore_output(name=site.datastore, datacenter_id=dc.id, opts=invoke),
+            vsphere.get_resource_pool_output(name=site.resource_pool, datacenter_id=dc.id, opts=invoke),
+            vsphere.get_network_output(name=site.network, datacenter_id=dc.id, opts=invoke),
         )
-        network = vsphere.get_network_output(name=site.network, datacenter_id=dc.id, opts=invoke)
-
-        folder: vsphere.Folder | None = None
-        hooks = pulumi.ResourceHookBinding(before_create=[args.folder_hook]) if args.folder_hook else None
-        for index, path in enumerate(folders.folder_segments(site.parent_folder, site.folder)):
-            folder = vsphere.Folder(
-                f"{name}-folder-{index}",
-                path=path,
-                type="vm",
-                datacenter_id=dc.id,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[folder] if folder else [], hooks=hooks),
-            )
-
-        token = pulumi.Output.secret(args.swarm.join_token.reveal()) if args.swarm.join_token else None
+        self._name, self._args = name, args
+        self.tokens, self.host_public_key = None, None
         self.vms = {}
-        for vm_name in pool.names:
-            userdata = guestinfo.NodeUserdata(
-                hostname=vm_name,
-                role=pool.role,
-                ssh_authorized_keys=args.swarm.ssh_authorized_keys,
-                manager_address=args.swarm.manager_address,
-                join_token=None,
+
+        access, host_key = args.access, None
+        managed = pool.role == "manager" and access is not None
+        if managed and access is not None:
+            keys = self._host_key(access)
+            host_key = keys.apply(lambda k: str(k["private"]))
+            self.host_public_key = keys.apply(lambda k: str(k["public"]))
+            access = dataclasses.replace(
+                access, environment={**access.environment, "LKS_SSH_HOST_KEY": self.host_public_key}
             )
-            self.vms[vm_name] = vsphere.VirtualMachine(
-                f"{name}-{vm_name}",
-                name=vm_name,
-                folder=site.folder_path,
-                resource_pool_id=resource_pool.id,
-                datastore_id=datastore.id,
-                num_cpus=pool.cpus,
-                memory=pool.memory_mb,
-                guest_id=pool.guest_id,
-                annotation=args.annotation or None,
-                scsi_type=SCSI_TYPE,
-                network_interfaces=[
-                    vsphere.VirtualMachineNetworkInterfaceArgs(network_id=network.id, adapter_type="vmxnet3")
-                ],
-                # LinuxKit boots with root=/dev/sr0: the ISO must be the first CD-ROM.
-                cdroms=[
-                    vsphere.VirtualMachineCdromArgs(datastore_id=datastore.id, path=args.iso_datastore_path)
-                ],
-                disks=[
-                    vsphere.VirtualMachineDiskArgs(
-                        label=DATA_DISK_LABEL,
-                        size=pool.data_disk_gb,
-                        thin_provisioned=True,
-                        unit_number=0,
-                    )
-                ],
-                extra_config=_extra_config(userdata, args.image_identity, token),
-                wait_for_guest_net_timeout=pool.wait_for_guest_net_timeout,
-                wait_for_guest_ip_timeout=pool.wait_for_guest_ip_timeout,
-                wait_for_guest_net_routable=pool.wait_for_guest_net_routable,
-                ignored_guest_ips=list(pool.ignored_guest_ips),
-                # An OS rollout reboots through a guest shutdown (VMware Tools asks
-                # LinuxKit's init to power off), forced off after this many minutes.
-                shutdown_wait_timeout=pool.shutdown_wait_timeout,
-                force_power_off=pool.force_power_off,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=[folder] if folder else [],
+
+        deployed = {n: image for n, image in args.deployed.items() if n in pool.names}
+        running = [n for n in pool.names if n in deployed]
+        batches = rollout.rollout_batches([rollout.Node(n, pool.role) for n in running], args.max_unavailable)
+        batch_of = {n: i for i, batch in enumerate(batches) for n in batch}
+        _log_rollout(name, deployed, args.image_identity, batches)
+        gates: list[list[pulumi.Resource]] = [[] for _ in batches]
+
+        def after(vm_name: str) -> list[pulumi.Resource]:
+            """Existing nodes wait for the previous batch; new ones for nothing."""
+            if vm_name not in batch_of:
+                return []
+            index = batch_of[vm_name]
+            return gates[index - 1] if index else list(args.rollout_after)
+
+        # The anchor manager: one that runs already, else the first, which creates the
+        # swarm. Its VM comes first; the join tokens are read from it.
+        order = list(pool.names)
+        join = args.join
+        members: list[pulumi.Resource] = []
+        if managed and access is not None:
+            anchor = (running or order)[0]
+            order.remove(anchor)
+            node = self._node(anchor, SwarmJoin(), access, after(anchor), [], host_key, anchor not in running)
+            if anchor in batch_of:
+                gates[batch_of[anchor]].append(node.gate)
+            members += [node.member] if node.member else []
+            self.tokens = self._tokens(self.vms[anchor], access)
+            join = SwarmJoin(manager_address=self.tokens["address"], token=self.tokens["manager"])
+        for vm_name in order:
+            # Removed managers are demoted one at a time: each member step waits for the
+            # previous one, and deletes run in reverse.
+            chain = members[-1:] if pool.role == "manager" else []
+            node = self._node(vm_name, join, access, after(vm_name), chain, host_key)
+            if vm_name in batch_of:
+                gates[batch_of[vm_name]].append(node.gate)
+            members += [node.member] if node.member else []
+        self.rollout_tail = gates[-1] if gates else list(args.rollout_after)
+
+        if args.cluster and pool.role == "manager" and len(pool.names) > 1:
+            cluster = vsphere.get_compute_cluster_output(name=args.cluster, datacenter_id=dc.id, opts=invoke)
+            vsphere.ComputeClusterVmAntiAffinityRule(
+                f"{name}-anti-affinity",
+                name=pulumi.Output.concat(args.folder, f" {pool.role}s apart"),
+                compute_cluster_id=cluster.id,
+                virtual_machine_ids=[vm.id for vm in self.vms.values()],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        self.names = pulumi.Output.from_input(list(pool.names))
+        self.ips = _ip_map(self.vms, pool.ignored_guest_ips)
+        self.register_outputs({"names": self.names, "ips": self.ips})
+
+    def _host_key(self, access: SwarmAccess) -> pulumi.Output[Any]:
+        """The managers' SSH host key, made once and kept (secret) in the state."""
+        step = local.Command(
+            f"{self._name}-ssh-host-key",
+            create=swarm_steps.HOST_KEY,
+            environment={k: v for k, v in access.environment.items() if k in ("LKS_PYTHON", "PYTHONPATH")},
+            dir=access.project_dir,
+            logging=local.Logging.STDERR,
+            opts=pulumi.ResourceOptions.merge(SECRET_STDOUT, pulumi.ResourceOptions(parent=self)),
+        )
+        return pulumi.Output.secret(step.stdout.apply(swarm_steps.parse_host_key))
+
+    def _tokens(self, anchor: vsphere.VirtualMachine, access: SwarmAccess) -> pulumi.Output[dict[str, str]]:
+        """Join tokens and address, read over SSH from the anchor manager once its swarm is active."""
+        host = _primary_ip(anchor, self._args.pool.ignored_guest_ips)
+        step = remote.Command(
+            f"{self._name}-join-tokens",
+            connection=remote.ConnectionArgs(
+                host=host,
+                user="root",
+                private_key=pulumi.Output.secret(access.ssh_private_key),
+                host_key=self.host_public_key,
+                dial_error_limit=30,
+                per_dial_timeout=10,
+            ),
+            create=swarm_steps.TOKENS_SCRIPT,
+            logging=remote.Logging.STDERR,
+            opts=pulumi.ResourceOptions.merge(SECRET_STDOUT, pulumi.ResourceOptions(parent=self)),
+        )
+        return pulumi.Output.secret(step.stdout.apply(swarm_steps.parse_tokens))
+
+    def _node(
+        self,
+        vm_name: str,
+        join: SwarmJoin,
+        access: SwarmAccess | None,
+        after: list[pulumi.Resource],
+        member_after: list[pulumi.Resource],
+        host_key: pulumi.Output[str] | None,
+        bootstrap: bool = False,
+    ) -> _Node:
+        """One node: [drain] -> VM -> [ready, member]."""
+        args, pool = self._args, self._args.pool
+        userdata = guestinfo.NodeUserdata(
+            hostname=vm_name,
+            role=pool.role,
+            ssh_authorized_keys=list(args.ssh_authorized_keys),
+            manager_address=None,
+            join_token=None,
+            bootstrap=bootstrap,
+        )
+        extra_config = _extra_config(userdata, args.image_identity, join, host_key)
+        child = pulumi.ResourceOptions(parent=self)
+        steps: dict[str, pulumi.Input[str]] = {}
+        drain: local.Command | None = None
+        if access is not None:
+            steps = {
+                **access.environment,
+                "LKS_NODE": vm_name,
+                "LKS_ROLE": pool.role,
+                "LKS_IMAGE": args.image_identity,
+                "LKS_ROLLOUT": extra_config.apply(swarm_steps.rollout_key),
+            }
+            drain = local.Command(
+                f"{self._name}-{vm_name}-drain",
+                create=swarm_steps.DRAIN_ON_CREATE,
+                update=swarm_steps.DRAIN,
+                environment=steps,
+                dir=access.project_dir,
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=after)),
+            )
+        datastore, resource_pool, network = self._placement
+        vm = vsphere.VirtualMachine(
+            f"{self._name}-{vm_name}",
+            name=vm_name,
+            folder=args.folder,
+            resource_pool_id=resource_pool.id,
+            datastore_id=datastore.id,
+            num_cpus=pool.cpus,
+            memory=pool.memory_mb,
+            guest_id=pool.guest_id,
+            annotation=f"{args.annotation}: {pool.role}" if args.annotation else None,
+            scsi_type=SCSI_TYPE,
+            network_interfaces=[
+                vsphere.VirtualMachineNetworkInterfaceArgs(network_id=network.id, adapter_type="vmxnet3")
+            ],
+            # LinuxKit boots with root=/dev/sr0: the ISO must be the first CD-ROM.
+            cdroms=[vsphere.VirtualMachineCdromArgs(datastore_id=datastore.id, path=args.iso_datastore_path)],
+            disks=[
+                vsphere.VirtualMachineDiskArgs(
+                    label=DATA_DISK_LABEL, size=pool.data_disk_gb, thin_provisioned=True, unit_number=0
+                )
+            ],
+            extra_config=extra_config,
+            wait_for_guest_net_timeout=pool.wait_for_guest_net_timeout,
+            wait_for_guest_ip_timeout=pool.wait_for_guest_ip_timeout,
+            wait_for_guest_net_routable=pool.wait_for_guest_net_routable,
+            ignored_guest_ips=list(pool.ignored_guest_ips),
+            # An OS rollout reboots through a guest shutdown (VMware Tools asks
+            # LinuxKit's init to power off), forced off after this many minutes.
+            shutdown_wait_timeout=pool.shutdown_wait_timeout,
+            force_power_off=pool.force_power_off,
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=[drain] if drain else after,
                     # A replacement keeps the VM name, which vSphere allows only once.
                     delete_before_replace=True,
                 ),
-            )
-
-        self.folder_path = pulumi.Output.from_input(site.folder_path)
-        self.names = pulumi.Output.from_input(list(pool.names))
-        self.ips = _ip_map(self.vms, pool.ignored_guest_ips)
-        self.register_outputs({"folderPath": self.folder_path, "names": self.names, "ips": self.ips})
+            ),
+        )
+        self.vms[vm_name] = vm
+        if access is None:
+            return _Node(vm, vm, None)
+        ready = local.Command(
+            f"{self._name}-{vm_name}-ready",
+            create=swarm_steps.READY,
+            update=swarm_steps.READY,
+            environment=steps,
+            dir=access.project_dir,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[vm])),
+        )
+        # Scale-in: deleted before its VM (it depends on it), it takes the node out of
+        # the swarm first. No rollout keys in its environment: a rollout leaves it alone.
+        member = local.Command(
+            f"{self._name}-{vm_name}-member",
+            delete=swarm_steps.REMOVE,
+            environment={k: v for k, v in steps.items() if k not in ("LKS_ROLLOUT", "LKS_IMAGE")},
+            dir=access.project_dir,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[vm, *member_after])),
+        )
+        return _Node(vm, ready, member)
 
 
 def _extra_config(
-    node: guestinfo.NodeUserdata, identity: str, token: pulumi.Output[str] | None
-) -> pulumi.Input[dict[str, str]]:
-    """Guestinfo and boot order for one VM; secret as a whole when it carries the join token."""
+    node: guestinfo.NodeUserdata,
+    identity: str,
+    join: SwarmJoin,
+    host_key: pulumi.Input[str] | None,
+) -> pulumi.Output[dict[str, str]]:
+    """Guestinfo and boot order for one VM; secret as a whole when it carries a token or key."""
 
-    def render(join_token: str | None) -> dict[str, str]:
-        with_token = dataclasses.replace(node, join_token=join_token)
-        return {**guestinfo.extra_config(with_token, identity), **BOOT_ORDER}
+    def render(values: list[Any]) -> dict[str, str]:
+        address, token, key = values
+        filled = dataclasses.replace(node, manager_address=address, join_token=token, ssh_host_key=key)
+        return {**guestinfo.extra_config(filled, identity), **BOOT_ORDER}
 
-    return render(None) if token is None else token.apply(render)
+    return pulumi.Output.all(join.manager_address, join.token, host_key).apply(render)
+
+
+def _log_rollout(pool: str, deployed: Mapping[str, str], identity: str, batches: list[list[str]]) -> None:
+    """Say in preview and up which running nodes a new image rolls to, in which order."""
+    outdated = {n for n, image in deployed.items() if image != identity}
+    order = [[n for n in batch if n in outdated] for batch in batches]
+    order = [batch for batch in order if batch]
+    if order:
+        steps = " -> ".join("[" + ", ".join(batch) + "]" for batch in order)
+        pulumi.log.info(f"{pool}: OS rollout to image {identity[:12]} in batches: {steps}")
+
+
+def _primary_ip(vm: vsphere.VirtualMachine, ignored: tuple[str, ...]) -> pulumi.Output[str]:
+    return vm.guest_ip_addresses.apply(lambda ips: guest_ips.primary_ip(ips or [], ignored))
 
 
 def _ip_map(
@@ -154,9 +362,5 @@ def _ip_map(
 ) -> pulumi.Output[dict[str, str]]:
     """Name -> address chosen from ``guest_ip_addresses`` (see ``guest_ips``)."""
     names = list(vms)
-    addresses = [vms[n].guest_ip_addresses for n in names]
-    return pulumi.Output.all(*addresses).apply(
-        lambda values: {
-            n: guest_ips.primary_ip(ips or [], ignored) for n, ips in zip(names, values, strict=True)
-        }
-    )
+    addresses = [_primary_ip(vms[n], ignored) for n in names]
+    return pulumi.Output.all(*addresses).apply(lambda values: dict(zip(names, values, strict=True)))

@@ -168,6 +168,27 @@ WORKER_FIELDS: Final[tuple[Key, ...]] = (
     ),
 )
 
+ROLLOUT_FIELDS: Final[tuple[Key, ...]] = (
+    Key(
+        "maxUnavailable",
+        "integer",
+        "workers an OS rollout takes down at once (managers always go one at a time)",
+        default=1,
+    ),
+    Key(
+        "drainTimeout",
+        "integer",
+        "seconds a rollout or scale-in waits for a drained node's tasks to leave",
+        default=300,
+    ),
+    Key(
+        "readyTimeout",
+        "integer",
+        "seconds a rollout waits for an upgraded node to be Ready with the new image",
+        default=600,
+    ),
+)
+
 PROJECT_KEYS: Final[tuple[Key, ...]] = (
     Key("datacenter", "string", "datacenter name"),
     Key("resourcePool", "string", "resource pool name or inventory path, e.g. `Cluster/Resources`"),
@@ -184,6 +205,39 @@ PROJECT_KEYS: Final[tuple[Key, ...]] = (
         default_doc="see below",
     ),
     Key("workers", "object", "the worker pool, see below", fields=WORKER_FIELDS),
+    Key(
+        "managers",
+        "object",
+        "the manager pool (same fields as `workers`): 1, 3, 5 or 7 nodes; the stack then "
+        "creates the swarm itself",
+        default=UNSET,
+        fields=WORKER_FIELDS,
+        default_doc="unset: no managers (workers join `swarmManagerAddress`, if set)",
+    ),
+    Key(
+        "rollout",
+        "object",
+        "how OS rollouts and scale-in proceed, see below",
+        default=MappingProxyType({}),
+        fields=ROLLOUT_FIELDS,
+        default_doc="see below",
+    ),
+    Key(
+        "sshPrivateKey",
+        "string",
+        "OpenSSH private key the stack logs in to managers with (tokens, drain, gates, "
+        "scale-in); its public key is authorized on every node; required with `managers`",
+        default=UNSET,
+        secret=True,
+    ),
+    Key(
+        "cluster",
+        "string",
+        "compute cluster of the resource pool: adds a DRS anti-affinity rule that keeps "
+        "managers on different hosts",
+        default="",
+        default_doc="unset: no rule",
+    ),
     Key(
         "swarmManagerAddress",
         "string",

@@ -17,6 +17,7 @@ from typing import Any
 USERDATA_KEY = "guestinfo.userdata"
 ENCODING_KEY = "guestinfo.userdata.encoding"
 IMAGE_KEY = "guestinfo.linuxkit-swarm.image"
+ROLE_KEY = "guestinfo.linuxkit-swarm.role"  # plain, so inventory reads the role without the userdata
 ENCODING = "base64"
 
 
@@ -29,6 +30,10 @@ class NodeUserdata:
     ssh_authorized_keys: Sequence[str]
     manager_address: str | None
     join_token: str | None
+    bootstrap: bool = False
+    """This manager creates the swarm (``docker swarm init``) when it is in none."""
+    ssh_host_key: str | None = None
+    """OpenSSH private ed25519 host key the stack pins (managers only)."""
 
 
 def _file(content: str, perm: str = "0644") -> dict[str, str]:
@@ -42,13 +47,20 @@ def userdata_document(node: NodeUserdata) -> dict[str, Any]:
         swarm["manager_address"] = _file(node.manager_address + "\n")
     if node.join_token:
         swarm["join_token"] = _file(node.join_token + "\n", perm="0600")
+    if node.bootstrap:
+        swarm["bootstrap"] = _file("true\n")
     document: dict[str, Any] = {
         "hostname": _file(node.hostname + "\n"),
         "swarm": {"perm": "0755", "entries": swarm},
     }
+    ssh: dict[str, Any] = {}
     if node.ssh_authorized_keys:
         keys = "".join(key.strip() + "\n" for key in node.ssh_authorized_keys)
-        document["ssh"] = {"perm": "0700", "entries": {"authorized_keys": _file(keys, "0600")}}
+        ssh["authorized_keys"] = _file(keys, "0600")
+    if node.ssh_host_key:
+        ssh["host_ed25519_key"] = _file(node.ssh_host_key.strip() + "\n", "0600")
+    if ssh:
+        document["ssh"] = {"perm": "0700", "entries": ssh}
     return document
 
 
@@ -76,4 +88,5 @@ def extra_config(node: NodeUserdata, image_identity: str) -> dict[str, str]:
         USERDATA_KEY: encode_userdata(node),
         ENCODING_KEY: ENCODING,
         IMAGE_KEY: image_identity,
+        ROLE_KEY: node.role,
     }

@@ -8,7 +8,7 @@ before maintenance. Cluster API's rolling update adds the other half: at most
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 MANAGER_COUNTS = (1, 3, 5, 7)
@@ -65,3 +65,33 @@ def manager_change_problem(before: Sequence[str], after: Sequence[str]) -> str |
             "the swarm: add the new managers first, then remove the old ones in a second `up`"
         )
     return None
+
+
+def deployment_problems(
+    managers: Sequence[str], workers: Sequence[str], deployed_roles: Mapping[str, str]
+) -> list[str]:
+    """Why the configured pools cannot replace what runs now (VM name -> role), if they cannot."""
+    problems = []
+    before = [name for name, role in deployed_roles.items() if role == "manager"]
+    if before and not managers:
+        problems.append(
+            f"{', '.join(sorted(before))} run as managers of this stack's swarm; "
+            "removing the managers pool would leave the workers without a swarm"
+        )
+    else:
+        problem = manager_change_problem(sorted(before), managers)
+        if problem:
+            problems.append(f"linuxkit-swarm:managers: {problem}")
+    for name in workers:
+        if deployed_roles.get(name) == "manager":
+            problems.append(
+                f"linuxkit-swarm:workers: {name} runs as a manager; a node cannot change pools "
+                "in place: remove it from managers in one `up`, then add it to workers"
+            )
+    for name in managers:
+        if deployed_roles.get(name) == "worker":
+            problems.append(
+                f"linuxkit-swarm:managers: {name} runs as a worker; a node cannot change pools "
+                "in place: remove it from workers in one `up`, then add it to managers"
+            )
+    return problems

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from linuxkit_swarm import config_schema, image_definition, validators
+from linuxkit_swarm import config_schema, image_definition, rollout, ssh_keys, validators
 from linuxkit_swarm.config_schema import Key
 
 PROJECT = config_schema.PROJECT
@@ -26,6 +26,7 @@ _PROJECT = config_schema.by_name(config_schema.PROJECT_KEYS)
 _VSPHERE = config_schema.by_name(config_schema.VSPHERE_KEYS)
 _IMAGE = config_schema.by_name(config_schema.IMAGE_FIELDS)
 _WORKERS = config_schema.by_name(config_schema.WORKER_FIELDS)
+_ROLLOUT = config_schema.by_name(config_schema.ROLLOUT_FIELDS)
 # Keys whose values never appear in an error, fully qualified.
 _SECRET_KEYS = frozenset(
     [f"{PROJECT}:{k.name}" for k in config_schema.PROJECT_KEYS if k.secret]
@@ -102,7 +103,7 @@ class ImageSettings:
 
 @dataclass(frozen=True)
 class NodePoolSettings:
-    """One pool of identical nodes; ``role`` is ``worker`` today, ``manager`` later."""
+    """One pool of identical nodes; ``role`` is ``worker`` or ``manager``."""
 
     role: str
     names: tuple[str, ...]
@@ -120,11 +121,27 @@ class NodePoolSettings:
 
 @dataclass(frozen=True)
 class SwarmSettings:
-    """What every node is told about the swarm it belongs to."""
+    """What every node is told about the swarm it belongs to.
+
+    With a manager pool the stack creates the swarm and reads its tokens itself
+    (``manager_address`` and ``join_token`` are then None); without one, workers
+    join the swarm at ``manager_address``, if set.
+    """
 
     manager_address: str | None
     join_token: Secret | None
     ssh_authorized_keys: tuple[str, ...]
+    ssh_private_key: Secret | None = None
+    """The stack's own login to managers; its public key is in ``ssh_authorized_keys``."""
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """How an OS rollout and a scale-in proceed."""
+
+    max_unavailable: int
+    drain_timeout: int
+    ready_timeout: int
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,15 @@ class Settings:
     image: ImageSettings
     workers: NodePoolSettings
     swarm: SwarmSettings
+    managers: NodePoolSettings | None = None
+    rollout: RolloutSettings = RolloutSettings(1, 300, 600)
+    cluster: str | None = None
+    """Compute cluster for the managers' DRS anti-affinity rule."""
+
+    @property
+    def pools(self) -> tuple[NodePoolSettings, ...]:
+        """Managers (if any) first, then workers: the rollout order."""
+        return (self.managers, self.workers) if self.managers else (self.workers,)
 
 
 _MISSING = object()
@@ -305,10 +331,24 @@ def parse_settings(
     site = _parse_site(r, p)
     image = _parse_image(r, p, base_dir)
     workers = _parse_pool(r, p.key("workers"), p.value("workers"), role="worker")
-    swarm = _parse_swarm(r, p, set(secret_keys))
+    managers = _parse_managers(r, p)
+    swarm = _parse_swarm(r, p, set(secret_keys), managed=managers is not None)
+    rollout = _parse_rollout(r, p)
+    cluster = p.string("cluster")
+    if managers is not None:
+        _check_pools_disjoint(r, p, managers, workers)
     if r.problems:
         raise SettingsError(r.problems)
-    return Settings(vcenter=vcenter, site=site, image=image, workers=workers, swarm=swarm)
+    return Settings(
+        vcenter=vcenter,
+        site=site,
+        image=image,
+        workers=workers,
+        swarm=swarm,
+        managers=managers,
+        rollout=rollout,
+        cluster=cluster or None,
+    )
 
 
 def _parse_vcenter(r: _Reader, v: _Fields, secret_keys: set[str]) -> VCenterSettings:
@@ -399,6 +439,37 @@ def _parse_image(r: _Reader, p: _Fields, base_dir: Path) -> ImageSettings:
     )
 
 
+def _parse_managers(r: _Reader, p: _Fields) -> NodePoolSettings | None:
+    raw = p.value("managers")
+    if raw is _MISSING or raw is None:
+        return None
+    known = len(r.problems)
+    pool = _parse_pool(r, p.key("managers"), raw, role="manager")
+    reason = rollout.check_manager_count(len(pool.names))
+    if reason and len(r.problems) == known:  # a broken pool is reported already
+        r.fail(p.key("managers"), f"{len(pool.names)} managers", reason)
+    return pool
+
+
+def _check_pools_disjoint(
+    r: _Reader, p: _Fields, managers: NodePoolSettings, workers: NodePoolSettings
+) -> None:
+    taken = {name.lower() for name in managers.names}
+    for name in workers.names:
+        if name.lower() in taken:
+            r.fail(p.key("workers"), name, f"a name not used by {p.key('managers')} (VM names are unique)")
+
+
+def _parse_rollout(r: _Reader, p: _Fields) -> RolloutSettings:
+    key = p.key("rollout")
+    f = _Fields(r, f"{key}.", r.mapping(key, p.value("rollout"), list(_ROLLOUT)), _ROLLOUT)
+    return RolloutSettings(
+        max_unavailable=f.integer("maxUnavailable", 1, " (nodes per batch)"),
+        drain_timeout=f.integer("drainTimeout", 10, " (seconds)"),
+        ready_timeout=f.integer("readyTimeout", 10, " (seconds)"),
+    )
+
+
 def _parse_pool(r: _Reader, key: str, raw: Any, role: str) -> NodePoolSettings:
     if raw is _MISSING or raw is None:
         r.missing(key, "an object with either 'names' or 'count' and 'namePrefix'")
@@ -479,8 +550,13 @@ def node_names(prefix: str, count: int) -> tuple[str, ...]:
     return tuple(f"{prefix}{index}" for index in range(max(count, 0)))
 
 
-def _parse_swarm(r: _Reader, p: _Fields, secret_keys: set[str]) -> SwarmSettings:
+def _parse_swarm(r: _Reader, p: _Fields, secret_keys: set[str], *, managed: bool) -> SwarmSettings:
     address = p.string("swarmManagerAddress")
+    if managed and (address or p.value("swarmJoinToken") not in (_MISSING, None, "")):
+        r.problems.append(
+            f"{p.key('swarmManagerAddress')} and {p.key('swarmJoinToken')} join an existing swarm; "
+            f"with {p.key('managers')} the stack creates its own: set one or the other"
+        )
     if address:
         reason = validators.check_host_port(address)
         if reason:
@@ -512,7 +588,37 @@ def _parse_swarm(r: _Reader, p: _Fields, secret_keys: set[str]) -> SwarmSettings
         reason = validators.check_ssh_public_key(line)
         if reason:
             r.fail(f"{p.key('sshAuthorizedKeys')}[{index}]", line, reason)
-    return SwarmSettings(manager_address=address or None, join_token=token, ssh_authorized_keys=keys)
+    private_key = _parse_private_key(r, p, secret_keys, required=managed)
+    if private_key is not None:
+        public = ssh_keys.public_key_of(private_key.reveal())
+        if public not in {" ".join(k.split()[:2]) for k in keys}:
+            keys = (*keys, public + " linuxkit-swarm-stack")
+    return SwarmSettings(
+        manager_address=address or None,
+        join_token=token,
+        ssh_authorized_keys=keys,
+        ssh_private_key=private_key,
+    )
+
+
+def _parse_private_key(r: _Reader, p: _Fields, secret_keys: set[str], *, required: bool) -> Secret | None:
+    key, raw = p.key("sshPrivateKey"), p.value("sshPrivateKey")
+    how = "`pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519` (a key without passphrase)"
+    if raw in (_MISSING, None, ""):
+        if required:
+            r.missing(key, f"the stack logs in to its managers with it: {how}")
+        return None
+    if not isinstance(raw, str):
+        r.fail(key, raw, "a string")
+        return None
+    if key not in secret_keys:
+        r.problems.append(f"{key} is stored in plain text: set it again with {how}")
+        return None
+    reason = ssh_keys.check_private_key(raw)
+    if reason:
+        r.fail(key, raw, reason)  # shown as [secret]
+        return None
+    return Secret(raw)
 
 
 def namespace(config: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -36,6 +36,7 @@ def tables() -> dict[str, tuple[str, str, tuple[Key, ...]]]:
         "vsphere": ("key", f"{schema.VSPHERE}:", schema.VSPHERE_KEYS),
         "image": ("field", "", schema.IMAGE_FIELDS),
         "workers": ("field", "", schema.WORKER_FIELDS),
+        "rollout": ("field", "", schema.ROLLOUT_FIELDS),
     }
 
 

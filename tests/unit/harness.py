@@ -21,11 +21,21 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
+from operations.inventory import DeployedNode
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 MAIN = PROJECT_DIR / "__main__.py"
 VM_TYPE = "vsphere:index/virtualMachine:VirtualMachine"
 FOLDER_TYPE = "vsphere:index/folder:Folder"
 COMMAND_TYPE = "command:local:Command"
+REMOTE_COMMAND_TYPE = "command:remote:Command"
+# What the mocked swarm steps print: the host key and the join tokens (as secrets go,
+# recognisable so tests can look for them where they must not be).
+HOST_KEY_PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock-host-key\n-----END OPENSSH PRIVATE KEY-----\n"
+HOST_KEY_PUBLIC = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG1vY2staG9zdC1rZXk"
+WORKER_TOKEN = "SWMTKN-1-mock-worker-token"
+MANAGER_TOKEN = "SWMTKN-1-mock-manager-token"
+ADVERTISE = "192.0.2.10:2377"
 DEFAULT_SECRET_KEYS = ("vsphere:password", "linuxkit-swarm:swarmJoinToken")
 
 
@@ -93,6 +103,10 @@ class SiteMocks(pulumi.runtime.Mocks):
             outputs["guestIpAddresses"] = (
                 [] if args.name.endswith("-2") else ["172.17.0.1", f"192.0.2.{len(args.name)}", "fe80::1"]
             )
+        if args.typ == COMMAND_TYPE and args.name.endswith("-ssh-host-key"):
+            outputs["stdout"] = json.dumps({"private": HOST_KEY_PRIVATE, "public": HOST_KEY_PUBLIC})
+        if args.typ == REMOTE_COMMAND_TYPE:
+            outputs["stdout"] = json.dumps({"worker": WORKER_TOKEN, "manager": MANAGER_TOKEN, "address": ADVERTISE})
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -155,10 +169,14 @@ def run_program(
     secret_keys: Sequence[str] = DEFAULT_SECRET_KEYS,
     *,
     preview: bool = False,
+    deployed: Sequence[DeployedNode] = (),
 ) -> ProgramRun:
-    """Run ``__main__.py`` once under fresh mocks; raise what the program raises."""
+    """Run ``__main__.py`` once under fresh mocks; raise what the program raises.
+
+    ``deployed`` stands in for vCenter's answer: the VMs that run already.
+    """
     run = _new_run(project, vsphere, secret_keys, preview)
-    _execute(run)
+    _execute(run, deployed)
     return run
 
 
@@ -166,11 +184,12 @@ def run_program_failing(
     project: Mapping[str, Any],
     vsphere: Mapping[str, Any],
     secret_keys: Sequence[str] = DEFAULT_SECRET_KEYS,
+    deployed: Sequence[DeployedNode] = (),
 ) -> tuple[BaseException, ProgramRun]:
     """Run a program that must fail; return the error and what got registered anyway."""
     run = _new_run(project, vsphere, secret_keys, preview=True)
     try:
-        _execute(run)
+        _execute(run, deployed)
     except Exception as exc:
         return exc, run
     raise AssertionError("the program ran without error")
@@ -187,7 +206,12 @@ def _new_run(
     return ProgramRun(monitor.registrations, monitor.invokes)
 
 
-def _execute(run: ProgramRun) -> None:
+def deployed_node(name: str, role: str, image: str = "old-image") -> DeployedNode:
+    """A running VM as the inventory reports it."""
+    return DeployedNode(name, role, image, True, (f"192.0.2.{len(name)}",))
+
+
+def _execute(run: ProgramRun, deployed: Sequence[DeployedNode] = ()) -> None:
     exported: dict[str, Any] = {}
 
     async def collect() -> None:
@@ -208,5 +232,7 @@ def _execute(run: ProgramRun) -> None:
     with (
         mock.patch.object(pulumi, "export", side_effect=exported.__setitem__),
         mock.patch("pulumi.runtime.resource._get_callbacks", callbacks),
+        # The only vCenter query of the program itself: what runs now.
+        mock.patch("operations.inventory.deployed_nodes", return_value={n.name: n for n in deployed}),
     ):
         program()

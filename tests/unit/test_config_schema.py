@@ -126,9 +126,14 @@ def test_defaults_come_from_the_schema() -> None:
 
 def test_secret_flags_mask_values() -> None:
     secret = [path for path, key in _paths() if key.secret]
-    assert secret == ["vsphere:password", "linuxkit-swarm:swarmJoinToken"]
+    assert sorted(secret) == [
+        "linuxkit-swarm:sshPrivateKey",
+        "linuxkit-swarm:swarmJoinToken",
+        "vsphere:password",
+    ]
     project, vsphere = copy.deepcopy(DEV_PROJECT), copy.deepcopy(DEV_VSPHERE)
     project["swarmJoinToken"], vsphere["password"] = ["tok"], ["pw"]
+    project["sshPrivateKey"] = ["key"]
     problems = _problems(project, vsphere)
     for path in secret:
         assert f"{path} = [secret]: expected a string" in problems
@@ -143,11 +148,14 @@ def test_pulumi_yaml_config_block_is_rendered_from_the_schema() -> None:
     declared = list(loaded["config"])
     # Pulumi's project schema has no object type and no optional secret.
     assert declared == [
-        k.name for k in schema.PROJECT_KEYS if k.type != "object" and k.name != "swarmJoinToken"
+        k.name
+        for k in schema.PROJECT_KEYS
+        if k.type != "object" and k.name not in ("swarmJoinToken", "sshPrivateKey")
     ]
     for key in declared:
         assert loaded["config"][key]["description"] == schema.by_name(schema.PROJECT_KEYS)[key].description
     assert "`swarmJoinToken` (secret string, optional" in text  # why it is not declared
+    assert "`sshPrivateKey` (secret string" in text
 
 
 def test_readme_tables_are_rendered_from_the_schema() -> None:

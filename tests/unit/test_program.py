@@ -25,16 +25,26 @@ def test_dev_stack_registers_the_expected_graph(dev: ProgramRun) -> None:
     counts = {t: len(dev.of_type(t)) for t in (FOLDER_TYPE, VM_TYPE, COMMAND_TYPE)}
     assert counts == {FOLDER_TYPE: 2, VM_TYPE: 3, COMMAND_TYPE: 2}
     components = {r.type: r for r in dev.registrations if r.type.startswith("linuxkit-swarm:")}
-    assert set(components) == {"linuxkit-swarm:image:LinuxKitImage", "linuxkit-swarm:swarm:SwarmNodePool"}
-    # Lookups happen once per pool, not once per VM.
+    assert set(components) == {
+        "linuxkit-swarm:image:LinuxKitImage",
+        "linuxkit-swarm:swarm:SwarmFolders",
+        "linuxkit-swarm:swarm:SwarmNodePool",
+    }
+    # Lookups happen once per component, not once per VM.
     assert sorted(dev.invokes) == sorted(
-        f"vsphere:index/{n}:{n}" for n in ("getDatacenter", "getDatastore", "getResourcePool", "getNetwork")
+        f"vsphere:index/{n}:{n}"
+        for n in ("getDatacenter", "getDatacenter", "getDatastore", "getResourcePool", "getNetwork")
     )
 
 
 def test_children_are_parented_to_their_component(dev: ProgramRun) -> None:
     urn = {r.type: r.urn for r in dev.registrations}
-    for reg in dev.of_type(FOLDER_TYPE) + dev.of_type(VM_TYPE):
+    for reg in dev.of_type(FOLDER_TYPE):
+        assert reg.parent == urn["linuxkit-swarm:swarm:SwarmFolders"]
+        # Folders were children of the workers pool before managers existed: no re-create.
+        (alias,) = reg.request.aliases
+        assert alias.spec.parentUrn.endswith("::linuxkit-swarm:swarm:SwarmNodePool::workers")
+    for reg in dev.of_type(VM_TYPE):
         assert reg.parent == urn["linuxkit-swarm:swarm:SwarmNodePool"]
     for reg in dev.of_type(COMMAND_TYPE):
         assert reg.parent == urn["linuxkit-swarm:image:LinuxKitImage"]
@@ -108,7 +118,11 @@ def test_outputs_match_the_interface(dev: ProgramRun) -> None:
     # The mock guest of tf-sw-2 reports no address yet: "" rather than a missing key.
     assert exports["workerIps"] == {"tf-sw-0": "192.0.2.15", "tf-sw-1": "192.0.2.15", "tf-sw-2": ""}
     assert exports["imageSource"] == "built by linuxkit from swarm-node.yml"
-    assert dev.secret_exports == set()
+    # Joining an existing swarm: no managers of its own, the configured address and token.
+    assert exports["managerNames"] == [] and exports["managerIps"] == {}
+    assert exports["swarmAdvertiseAddress"] == "10.1.2.3:2377"
+    assert exports["workerJoinCommand"] == f"docker swarm join --token {TOKEN} 10.1.2.3:2377"
+    assert dev.secret_exports == {"workerJoinCommand"}
 
 
 def test_secrets_stay_secret(dev: ProgramRun) -> None:
