@@ -91,7 +91,9 @@ if settings.managers:
     managers = SwarmNodePool("managers", dataclasses.replace(worker_args, pool=settings.managers))
 if managers and managers.tokens is not None:
     join = SwarmJoin(manager_address=managers.tokens["address"], token=managers.tokens["worker"])
-    worker_args = dataclasses.replace(worker_args, join=join, rollout_after=managers.rollout_tail)
+    worker_args = dataclasses.replace(
+        worker_args, join=join, access=managers.access, rollout_after=managers.rollout_tail
+    )
 elif settings.swarm.manager_address and settings.swarm.join_token:
     token = pulumi.Output.secret(settings.swarm.join_token.reveal())
     worker_args = dataclasses.replace(

@@ -114,6 +114,8 @@ class SwarmNodePool(pulumi.ComponentResource):
     """Manager pool with access: ``worker``/``manager`` join tokens and ``address`` (secret)."""
     host_public_key: pulumi.Output[str] | None
     """Manager pool with access: the managers' pinned SSH host key."""
+    access: SwarmAccess | None
+    """The access the pool's steps use (a manager pool adds the pinned host key): the workers' too."""
 
     def __init__(
         self, name: str, args: SwarmNodePoolArgs, opts: pulumi.ResourceOptions | None = None
@@ -128,7 +130,7 @@ class SwarmNodePool(pulumi.ComponentResource):
             vsphere.get_network_output(name=site.network, datacenter_id=dc.id, opts=invoke),
         )
         self._name, self._args = name, args
-        self.tokens, self.host_public_key = None, None
+        self.tokens, self.host_public_key, self.access = None, None, args.access
         self.vms = {}
 
         access, host_key = args.access, None
@@ -140,6 +142,7 @@ class SwarmNodePool(pulumi.ComponentResource):
             access = dataclasses.replace(
                 access, environment={**access.environment, "LKS_SSH_HOST_KEY": self.host_public_key}
             )
+            self.access = access
 
         deployed = {n: image for n, image in args.deployed.items() if n in pool.names}
         running = [n for n in pool.names if n in deployed]

@@ -1,0 +1,268 @@
+"""The managed swarm under mocks: bootstrap, tokens, rollout batches, scale-in order.
+
+The program runs for real (``harness.run_program``); vCenter's answer about what
+runs now is the only stand-in (``deployed``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from pulumi.runtime import rpc
+
+from linuxkit_swarm import guestinfo, ssh_keys, swarm_steps
+from linuxkit_swarm.settings import SettingsError
+
+from .harness import (
+    ADVERTISE,
+    COMMAND_TYPE,
+    DEFAULT_SECRET_KEYS,
+    HOST_KEY_PRIVATE,
+    HOST_KEY_PUBLIC,
+    MANAGER_TOKEN,
+    REMOTE_COMMAND_TYPE,
+    VM_TYPE,
+    ProgramRun,
+    Registration,
+    deployed_node,
+    run_program,
+    run_program_failing,
+)
+
+SECRET_KEYS = (*DEFAULT_SECRET_KEYS, "linuxkit-swarm:sshPrivateKey")
+PRIVATE_KEY, _ = ssh_keys.new_host_key()
+MANAGERS = ["m0", "m1", "m2"]
+WORKERS = ["w0", "w1", "w2"]
+
+
+def managed(project: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The dev stack turned into a swarm of its own: 3 managers, 3 workers."""
+    del project["swarmManagerAddress"], project["swarmJoinToken"]
+    project["managers"] = {"names": MANAGERS}
+    project["workers"] = {"names": WORKERS}
+    project["sshPrivateKey"] = PRIVATE_KEY
+    project.update(extra)
+    return project
+
+
+def run(project: dict[str, Any], vsphere: dict[str, Any], deployed: Sequence[Any] = ()) -> ProgramRun:
+    return run_program(project, vsphere, SECRET_KEYS, deployed=deployed)
+
+
+def all_running(image: str = "old-image") -> list[Any]:
+    return [deployed_node(n, "manager", image) for n in MANAGERS] + [
+        deployed_node(n, "worker", image) for n in WORKERS
+    ]
+
+
+def step(run_: ProgramRun, pool: str, node: str, kind: str) -> Registration:
+    return run_.one(COMMAND_TYPE, f"{pool}-{node}-{kind}")
+
+
+def deps(reg: Registration) -> set[str]:
+    return set(reg.request.dependencies)
+
+
+def test_new_swarm_manager_0_bootstraps_and_the_rest_join_with_read_tokens(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    program = run(managed(project), vsphere)
+    vms = program.vms()
+    assert sorted(vms) == sorted(MANAGERS + WORKERS)
+
+    def swarm_of(name: str) -> dict[str, Any]:
+        doc = guestinfo.decode_userdata(vms[name].inputs["extraConfig"][guestinfo.USERDATA_KEY])
+        return {k: v["content"] for k, v in doc["swarm"]["entries"].items()}
+
+    assert swarm_of("m0") == {"role": "manager\n", "bootstrap": "true\n"}
+    for name in ("m1", "m2"):
+        assert swarm_of(name) == {
+            "role": "manager\n",
+            "manager_address": f"{ADVERTISE}\n",
+            "join_token": f"{MANAGER_TOKEN}\n",
+        }
+    for name in WORKERS:
+        assert swarm_of(name)["join_token"] == "SWMTKN-1-mock-worker-token\n"
+        assert swarm_of(name)["role"] == "worker\n"
+        assert vms[name].inputs["extraConfig"][guestinfo.ROLE_KEY] == "worker"
+    # Managers carry the pinned host key; workers do not.
+    for name in MANAGERS:
+        doc = guestinfo.decode_userdata(vms[name].inputs["extraConfig"][guestinfo.USERDATA_KEY])
+        assert doc["ssh"]["entries"]["host_ed25519_key"]["content"] == HOST_KEY_PRIVATE
+        assert vms[name].is_secret("extraConfig")
+    # The stack's own login key is authorized on every node.
+    public = ssh_keys.public_key_of(PRIVATE_KEY)
+    doc = guestinfo.decode_userdata(vms["w0"].inputs["extraConfig"][guestinfo.USERDATA_KEY])
+    assert public in doc["ssh"]["entries"]["authorized_keys"]["content"]
+
+
+def test_tokens_are_read_over_ssh_from_manager_0_with_the_host_key_pinned(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    program = run(managed(project), vsphere)
+    (tokens,) = program.of_type(REMOTE_COMMAND_TYPE)
+    assert tokens.name == "managers-join-tokens"
+    assert program.vms()["m0"].urn in deps(tokens)
+    connection = tokens.inputs["connection"]
+    assert connection["user"] == "root"
+    assert connection["hostKey"] == HOST_KEY_PUBLIC
+    assert connection["privateKey"] == PRIVATE_KEY
+    assert tokens.is_secret("connection")
+    assert tokens.inputs["create"] == swarm_steps.TOKENS_SCRIPT
+    assert tokens.inputs["logging"] == "stderr"  # the tokens never reach the update's log
+    assert "stdout" in tokens.request.additionalSecretOutputs
+    host_key = program.one(COMMAND_TYPE, "managers-ssh-host-key")
+    assert "stdout" in host_key.request.additionalSecretOutputs
+    # Other managers join only after the tokens are read.
+    assert tokens.urn in deps(program.vms()["m1"])
+
+
+def test_outputs_for_consumer_stacks(project: dict[str, Any], vsphere: dict[str, Any]) -> None:
+    exports = run(managed(project), vsphere)
+    assert exports.exports["managerNames"] == MANAGERS
+    assert set(exports.exports["managerIps"]) == set(MANAGERS)
+    assert exports.exports["swarmAdvertiseAddress"] == ADVERTISE
+    assert exports.exports["workerJoinCommand"] == f"docker swarm join --token SWMTKN-1-mock-worker-token {ADVERTISE}"
+    assert "workerJoinCommand" in exports.secret_exports
+    assert "swarmAdvertiseAddress" in exports.secret_exports  # derived from the secret step output
+
+
+def test_a_new_pool_is_created_in_parallel(project: dict[str, Any], vsphere: dict[str, Any]) -> None:
+    program = run(managed(project), vsphere)
+    readies = {r.urn for r in program.of_type(COMMAND_TYPE) if r.name.endswith("-ready")}
+    for name, vm in program.vms().items():
+        assert not deps(vm) & readies, f"{name} waits for another node's gate"
+        drain = step(program, "managers" if name in MANAGERS else "workers", name, "drain")
+        assert not deps(drain) & readies
+        assert drain.urn in deps(vm)
+
+
+def test_rollout_batches_managers_one_at_a_time_then_workers(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    program = run(managed(project, rollout={"maxUnavailable": 2}), vsphere, all_running())
+    pool = {n: "managers" for n in MANAGERS} | {n: "workers" for n in WORKERS}
+
+    def ready(n: str) -> str:
+        return step(program, pool[n], n, "ready").urn
+
+    def waits_for(n: str) -> set[str]:
+        readies = {ready(m) for m in pool}
+        return deps(step(program, pool[n], n, "drain")) & readies
+
+    assert waits_for("m0") == set()
+    assert waits_for("m1") == {ready("m0")}
+    assert waits_for("m2") == {ready("m1")}
+    assert waits_for("w0") == waits_for("w1") == {ready("m2")}
+    assert waits_for("w2") == {ready("w0"), ready("w1")}
+    for n in pool:  # drain -> VM -> ready, per node
+        vm = program.vms()[n]
+        assert step(program, pool[n], n, "drain").urn in deps(vm)
+        assert vm.urn in deps(step(program, pool[n], n, "ready"))
+
+
+def test_steps_name_their_node_and_image_and_keep_secrets_secret(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    program = run(managed(project), vsphere, all_running())
+    drain = step(program, "workers", "w1", "drain")
+    env = drain.inputs["environment"]
+    assert env["LKS_NODE"] == "w1" and env["LKS_ROLE"] == "worker"
+    assert env["LKS_IMAGE"] == program.exports["imageHash"]
+    assert env["LKS_ROLLOUT"] == swarm_steps.rollout_key(program.vms()["w1"].inputs["extraConfig"])
+    assert env["LKS_SSH_HOST_KEY"] == HOST_KEY_PUBLIC
+    raw = drain.raw["environment"]
+    for name in swarm_steps.SECRET_ENVIRONMENT:
+        assert raw[name].get(rpc._special_sig_key) == rpc._special_secret_sig, name
+    assert drain.inputs["create"] == swarm_steps.DRAIN_ON_CREATE
+    assert drain.inputs["update"] == swarm_steps.DRAIN
+    for line in program.all_command_lines():
+        assert PRIVATE_KEY.splitlines()[1] not in line
+        assert "vc-Pa55" not in line
+
+
+def test_scale_in_removes_from_the_swarm_before_the_vm_and_managers_one_by_one(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    program = run(managed(project), vsphere, all_running())
+    for n in WORKERS:
+        member = step(program, "workers", n, "member")
+        assert member.inputs["delete"] == swarm_steps.REMOVE and "create" not in member.inputs
+        assert program.vms()[n].urn in deps(member)  # so it is deleted before the VM
+        assert "LKS_ROLLOUT" not in member.inputs["environment"]  # a rollout leaves it alone
+    m1, m2 = (step(program, "managers", n, "member") for n in ("m1", "m2"))
+    assert m1.urn in deps(m2)
+
+
+def test_scale_in_3_to_1_managers_is_allowed(project: dict[str, Any], vsphere: dict[str, Any]) -> None:
+    program = run(managed(project, managers={"names": ["m0"]}), vsphere, all_running())
+    assert "m1" not in program.vms()
+
+
+@pytest.mark.parametrize(
+    ("managers", "deployed_roles", "message"),
+    [
+        (["m0", "m1", "m2", "m3"], {}, "an odd number of managers"),
+        (["n0", "n1", "n2"], {"m0": "manager"}, "no current manager (m0) stays"),
+        (["w0", "m1", "m2"], {"w0": "worker"}, "w0 runs as a worker"),
+    ],
+)
+def test_unsafe_manager_changes_are_refused_before_any_registration(
+    project: dict[str, Any],
+    vsphere: dict[str, Any],
+    managers: list[str],
+    deployed_roles: dict[str, str],
+    message: str,
+) -> None:
+    project = managed(project, managers={"names": managers})
+    if "w0" in managers:
+        project["workers"] = {"names": ["w1"]}
+    deployed = [deployed_node(n, role) for n, role in deployed_roles.items()]
+    error, program = run_program_failing(project, vsphere, SECRET_KEYS, deployed=deployed)
+    assert isinstance(error, SettingsError)
+    assert message in str(error)
+    assert program.registrations == []
+
+
+def test_removing_all_managers_of_a_running_swarm_is_refused(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    project = managed(project)
+    del project["managers"]
+    error, program = run_program_failing(project, vsphere, SECRET_KEYS, deployed=all_running())
+    assert "leave the workers without a swarm" in str(error)
+    assert program.registrations == []
+
+
+def test_managers_need_the_ssh_key_and_exclude_an_external_swarm(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    bad = managed(project)
+    del bad["sshPrivateKey"]
+    bad["swarmManagerAddress"] = "10.1.2.3:2377"
+    error, _ = run_program_failing(bad, vsphere, SECRET_KEYS)
+    assert "linuxkit-swarm:sshPrivateKey is required" in str(error)
+    assert "set one or the other" in str(error)
+
+
+def test_cluster_keeps_managers_apart(project: dict[str, Any], vsphere: dict[str, Any]) -> None:
+    program = run(managed(project, cluster="Cluster"), vsphere)
+    (rule,) = program.of_type("vsphere:index/computeClusterVmAntiAffinityRule:ComputeClusterVmAntiAffinityRule")
+    assert rule.inputs["computeClusterId"] == "getComputeCluster-Cluster"
+    assert sorted(rule.inputs["virtualMachineIds"]) == sorted(f"managers-{n}-id" for n in MANAGERS)
+
+
+def test_without_managers_existing_vms_are_batched_without_swarm_steps(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    project["rollout"] = {"maxUnavailable": 2}
+    running = [deployed_node(n, "worker") for n in ("tf-sw-0", "tf-sw-1", "tf-sw-2")]
+    program = run_program(project, vsphere, deployed=running)
+    vms = program.vms()
+    assert not [r for r in program.of_type(COMMAND_TYPE) if r.name.startswith("workers-")]
+    assert vms["tf-sw-0"].urn in deps(vms["tf-sw-2"]) and vms["tf-sw-1"].urn in deps(vms["tf-sw-2"])
+    assert vms["tf-sw-0"].urn not in deps(vms["tf-sw-1"])
+    # Types that the interface promises stay, with nothing to report.
+    assert VM_TYPE in {r.type for r in program.registrations}
