@@ -4,7 +4,9 @@
 ``vmware-rpctool`` answers from files, ``curl`` emulates the Docker Engine API
 from a scenario file, ``hostname`` and ``sleep`` only log. Every stub logs its
 argv, so the tests can check the swarm join token never reaches an argv or the
-scripts' output. The scripts need ``jq`` on this machine, as in the image.
+scripts' output. ``swarm-join`` reads its route and interface tables from a
+fixture directory (LKS_PROC_NET_DIR), not this machine's /proc/net. The scripts
+need ``jq`` on this machine, as in the image.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from linuxkit_swarm.guestinfo import NodeUserdata, encode_userdata, userdata_document
+from linuxkit_swarm.guestinfo import IMAGE_KEY, NodeUserdata, encode_userdata, userdata_document
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PKG_DIR = PROJECT_DIR / "linuxkit" / "pkg" / "swarm-guest"
@@ -35,9 +37,14 @@ SWARM_JOIN = PKG_DIR / "swarm-join"
 SCRIPTS = (GUESTINFO_CONFIG, SWARM_JOIN)
 
 TOKEN = "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx"
+MANAGER_TOKEN = "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-0m4n4g3rt0k3nf0rm4n4g3rs00"
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGtra2tra2tra2tra2tra2tra2tra2tra2tra2tra2tr ops@example"
 MANAGER = "10.1.2.3:2377"
 SOCKET = "/var/run/docker.sock"
+IMAGE_IDENTITY = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+# Not a real key: guestinfo-config only copies it; the marker shows whether its content leaks.
+HOST_KEY_MARKER = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW"
+HOST_KEY = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{HOST_KEY_MARKER}\n-----END OPENSSH PRIVATE KEY-----\n"
 JQ_INSTALL = "apt-get update && apt-get install -y jq"
 # The image runs the scripts with Alpine's busybox sh; LKS_TEST_SHELL="busybox sh" checks that dialect too.
 SHELL = tuple(os.environ.get("LKS_TEST_SHELL", "/bin/sh").split())
@@ -68,7 +75,7 @@ echo
 """
 
 # The real tools the scripts run are wrapped too, so every argv is on record.
-WRAPPED_TOOLS = ("jq", "grep", "head", "tr", "base64", "gzip", "mkdir", "chmod", "mktemp", "rm", "cat")
+WRAPPED_TOOLS = ("jq", "grep", "head", "tr", "base64", "gzip", "mkdir", "chmod", "mktemp", "rm", "cat", "awk")
 WRAPPER = """#!/bin/sh
 printf '%s\\n' "{name} $*" >>"$STUB_LOG/exec.argv"
 exec {real} "$@"
@@ -140,6 +147,9 @@ if (method, path) == ("GET", "/info"):
 elif (method, path) == ("POST", "/swarm/join"):
     log("join.bodies.jsonl", body)
     answer = nth("join")
+elif (method, path) == ("POST", "/swarm/init"):
+    log("init.bodies.jsonl", body)
+    answer = nth("init")
 else:
     bad("unexpected request " + str(method) + " " + path)
 
@@ -168,6 +178,7 @@ class Guest:
     guestinfo: Path
     config: Path
     console: Path
+    proc_net: Path
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {
@@ -180,6 +191,7 @@ class Guest:
             "STUB_SCENARIO": str(self.root / "scenario.json"),
             "LKS_CONFIG_DIR": str(self.config),
             "LKS_CONSOLE": str(self.console),
+            "LKS_PROC_NET_DIR": str(self.proc_net),
             "LKS_SLEEP": str(self.bin / "sleep"),
             # Production default is 0 (forever); a broken script must not hang the tests.
             "LKS_JOIN_MAX_ATTEMPTS": "30",
@@ -193,6 +205,21 @@ class Guest:
             if value is not None:
                 (self.guestinfo / key).write_text(value)
 
+    def set_image(self, value: str) -> None:
+        (self.guestinfo / IMAGE_KEY).write_text(value)
+
+    def set_routes(self, *routes: tuple[str, str, int]) -> None:
+        """The IPv4 route table: (interface, destination hex, metric); the mask is the destination's."""
+        rows = [ROUTE_HEADER] + [
+            f"{iface}\t{dest}\t0101A8C0\t0003\t0\t0\t{metric}\t{dest}\t0\t0\t0"
+            for iface, dest, metric in routes
+        ]
+        (self.proc_net / "route").write_text("\n".join(rows) + "\n")
+
+    def set_interfaces(self, *names: str) -> None:
+        rows = [DEV_HEADER] + [f"{name:>6}: 1234 5 0 0 0 0 0 0 1234 5 0 0 0 0 0 0" for name in names]
+        (self.proc_net / "dev").write_text("\n".join(rows) + "\n")
+
     def lines(self, name: str) -> list[str]:
         path = self.log / name
         return path.read_text().splitlines() if path.exists() else []
@@ -204,6 +231,17 @@ class Guest:
         return [int(s) for s in self.lines("sleep.argv")]
 
 
+ROUTE_HEADER = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT"
+DEV_HEADER = (
+    "Inter-|   Receive                                                |  Transmit\n"
+    " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls"
+)
+DEFAULT_ROUTE = "00000000"
+LAN_ROUTE = "0001A8C0"  # 192.168.1.0, as the kernel writes it (little-endian hex)
+# A VM's tables: a LAN route and the default route on ens192, Docker's devices beside it.
+NODE_INTERFACE = "ens192"
+
+
 @pytest.fixture
 def guest(tmp_path: Path) -> Guest:
     g = Guest(
@@ -213,9 +251,14 @@ def guest(tmp_path: Path) -> Guest:
         guestinfo=tmp_path / "guestinfo",
         config=tmp_path / "run" / "config",
         console=tmp_path / "console",
+        proc_net=tmp_path / "proc-net",
     )
-    for directory in (g.bin, g.log, g.guestinfo, tmp_path / "tmp", tmp_path / "run"):
+    for directory in (g.bin, g.log, g.guestinfo, tmp_path / "tmp", tmp_path / "run", g.proc_net):
         directory.mkdir()
+    g.set_routes(
+        ("docker0", "000011AC", 0), (NODE_INTERFACE, LAN_ROUTE, 0), (NODE_INTERFACE, DEFAULT_ROUTE, 0)
+    )
+    g.set_interfaces("lo", "docker0", NODE_INTERFACE, "veth1a2b3c")
     g.console.write_text("")
     stubs: dict[str, str] = {
         "vmware-rpctool": RPCTOOL_STUB,
@@ -330,6 +373,7 @@ def test_config_asks_rpctool_for_the_agreed_keys(guest: Guest) -> None:
     guest.set_guestinfo(_encoded("base64"), "base64")
     assert run(GUESTINFO_CONFIG, guest.env()).returncode == 0
     assert sorted(guest.lines("rpctool.argv")) == [
+        "info-get guestinfo.linuxkit-swarm.image",
         "info-get guestinfo.userdata",
         "info-get guestinfo.userdata.encoding",
     ]
@@ -486,23 +530,121 @@ def test_config_fails_when_hostname_fails(guest: Guest) -> None:
     assert "could not set the hostname to tf-sw-0" in result.stderr
 
 
+def test_config_writes_the_image_identity(guest: Guest) -> None:
+    guest.set_guestinfo(_encoded("base64"), "base64")
+    guest.set_image(IMAGE_IDENTITY)
+    result = run(GUESTINFO_CONFIG, guest.env())
+    assert result.returncode == 0, result.stderr
+    assert tree(guest.config) == {
+        **EXPECTED_TREE,
+        "linuxkit-swarm": (0o755, None),
+        "linuxkit-swarm/image": (0o644, IMAGE_IDENTITY + "\n"),
+    }
+    assert f"wrote {guest.config}/linuxkit-swarm/image from {IMAGE_KEY}" in result.stderr
+    _assert_no_secret(guest, result)
+
+
+def test_config_writes_the_image_identity_without_userdata(guest: Guest) -> None:
+    guest.set_image("e2e-container-nodes-1")
+    result = run(GUESTINFO_CONFIG, guest.env())
+    assert result.returncode == 0, result.stderr
+    assert tree(guest.config) == {
+        "ssh": (0o700, None),
+        "ssh/authorized_keys": (0o600, ""),
+        "linuxkit-swarm": (0o755, None),
+        "linuxkit-swarm/image": (0o644, "e2e-container-nodes-1\n"),
+    }
+
+
+def test_config_without_an_image_identity_writes_no_file(guest: Guest) -> None:
+    guest.set_guestinfo(_encoded("base64"), "base64")
+    result = run(GUESTINFO_CONFIG, guest.env())
+    assert result.returncode == 0, result.stderr
+    assert tree(guest.config) == EXPECTED_TREE
+    assert f"no {IMAGE_KEY} in this VM's guestinfo" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a b", "x" * 129, "../../etc/passwd", "$(reboot)", "id;reboot", "é", "line1\nline2", " "],
+    ids=["space", "too-long", "slash", "command", "semicolon", "non-ascii", "newline", "blank"],
+)
+def test_config_refuses_a_bad_image_identity_and_boots_on(guest: Guest, value: str) -> None:
+    guest.set_guestinfo(_encoded("base64"), "base64")
+    guest.set_image(value)
+    result = run(GUESTINFO_CONFIG, guest.env())
+    assert result.returncode == 0, result.stderr
+    assert tree(guest.config) == EXPECTED_TREE  # the userdata is written, the identity is not
+    assert f"{IMAGE_KEY} is refused" in result.stderr
+    assert f"{IMAGE_KEY} is refused" in guest.console.read_text()
+    assert guest.lines("hostname.argv") == ["tf-sw-0"]
+
+
+def test_config_takes_the_longest_image_identity(guest: Guest) -> None:
+    value = "Az09._:-" * 16  # 128 characters, every kind allowed
+    guest.set_image(value)
+    result = run(GUESTINFO_CONFIG, guest.env())
+    assert result.returncode == 0, result.stderr
+    assert (guest.config / "linuxkit-swarm" / "image").read_text() == value + "\n"
+
+
+def _manager_document(host_key_perm: str) -> dict[str, Any]:
+    """A manager's userdata with a pinned host key, written by hand (NodeUserdata may lack the field)."""
+    document = userdata_document(NodeUserdata("tf-sw-m0", "manager", [SSH_KEY], None, None))
+    document["swarm"]["entries"]["bootstrap"] = {"perm": "0644", "content": "true\n"}
+    document["ssh"]["entries"]["host_ed25519_key"] = {"perm": host_key_perm, "content": HOST_KEY}
+    return document
+
+
+@pytest.mark.parametrize("perm", ["0600", "0644"])
+def test_config_keeps_the_host_key_private(guest: Guest, perm: str) -> None:
+    guest.set_guestinfo(json.dumps(_manager_document(perm)), "plain")
+    result = run(GUESTINFO_CONFIG, guest.env())
+    assert result.returncode == 0, result.stderr
+    found = tree(guest.config)
+    assert found["ssh/host_ed25519_key"] == (0o600, HOST_KEY)  # 0600 even when the document says 0644
+    assert found["ssh"] == (0o700, None)
+    assert found["swarm/bootstrap"] == (0o644, "true\n")
+    for text in (
+        result.stdout,
+        result.stderr,
+        guest.console.read_text(),
+        "\n".join(guest.lines("exec.argv")),
+    ):
+        assert HOST_KEY_MARKER not in text
+
+
 # --- swarm-join ----------------------------------------------------------------------
 
 
 def _settings(
-    guest: Guest, role: str | None = "worker", addr: str | None = MANAGER, token: str | None = TOKEN
+    guest: Guest,
+    role: str | None = "worker",
+    addr: str | None = MANAGER,
+    token: str | None = TOKEN,
+    bootstrap: str | None = None,
+    advertise: str | None = None,
 ) -> None:
     swarm = guest.config / "swarm"
     swarm.mkdir(parents=True)
-    for name, value in (("role", role), ("manager_address", addr), ("join_token", token)):
+    for name, value in (
+        ("role", role),
+        ("manager_address", addr),
+        ("join_token", token),
+        ("bootstrap", bootstrap),
+        ("advertise_addr", advertise),
+    ):
         if value is not None:
             (swarm / name).write_text(value + "\n")
 
 
 def _scenario(
-    guest: Guest, info: Sequence[Mapping[str, Any]], join: Sequence[Mapping[str, Any]] = ()
+    guest: Guest,
+    info: Sequence[Mapping[str, Any]],
+    join: Sequence[Mapping[str, Any]] = (),
+    init: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    scenario = {"socket": SOCKET, "info": list(info), "join": list(join)}
+    scenario = {"socket": SOCKET, "info": list(info), "join": list(join), "init": list(init)}
     (guest.root / "scenario.json").write_text(json.dumps(scenario))
 
 
@@ -530,14 +672,18 @@ def _requests(guest: Guest) -> list[tuple[str, str]]:
     return [(argv[argv.index("-X") + 1], argv[-1]) for argv in guest.jsonl("curl.argv.jsonl")]
 
 
-def _assert_token_only_in_bodies(guest: Guest, result: subprocess.CompletedProcess[str]) -> None:
-    assert TOKEN not in result.stdout
-    assert TOKEN not in result.stderr
+def _assert_token_only_in_bodies(
+    guest: Guest, result: subprocess.CompletedProcess[str], token: str = TOKEN
+) -> None:
+    assert token not in result.stdout
+    assert token not in result.stderr
     assert guest.lines("exec.argv"), "the tool wrappers logged nothing"
     for argv in [*guest.jsonl("curl.argv.jsonl"), guest.lines("sleep.argv"), guest.lines("exec.argv")]:
-        assert all(TOKEN not in arg for arg in argv)
+        assert all(token not in arg for arg in argv)
     for body in guest.jsonl("join.bodies.jsonl"):
-        assert json.loads(body)["JoinToken"] == TOKEN
+        assert json.loads(body)["JoinToken"] == token
+    for body in guest.jsonl("init.bodies.jsonl"):
+        assert token not in body
 
 
 def test_join_waits_for_docker_then_joins(guest: Guest) -> None:
@@ -578,7 +724,12 @@ def test_join_request_has_the_agreed_shape(guest: Guest) -> None:
         "http://docker/v1.41/swarm/join",
     ]
     (body,) = guest.jsonl("join.bodies.jsonl")
-    assert json.loads(body) == {"ListenAddr": "0.0.0.0:2377", "RemoteAddrs": [MANAGER], "JoinToken": TOKEN}
+    assert json.loads(body) == {
+        "ListenAddr": "0.0.0.0:2377",
+        "AdvertiseAddr": NODE_INTERFACE,
+        "RemoteAddrs": [MANAGER],
+        "JoinToken": TOKEN,
+    }
 
 
 def test_join_uses_the_configured_socket(guest: Guest) -> None:
@@ -710,14 +861,211 @@ def test_join_without_any_config_does_nothing(guest: Guest) -> None:
     assert guest.lines("curl.argv.jsonl") == []
 
 
-def test_join_as_manager_uses_the_same_request(guest: Guest) -> None:
-    _settings(guest, role="manager")
+def test_join_as_manager_sends_the_manager_token_and_its_address(guest: Guest) -> None:
+    _settings(guest, role="manager", token=MANAGER_TOKEN)
+    _scenario(guest, info=[INACTIVE], join=[JOINED], init=[JOINED])
+    result = _join(guest)
+    assert result.returncode == 0, result.stderr
+    assert "joined the swarm as a manager via 10.1.2.3:2377" in result.stderr
+    assert _requests(guest) == [
+        ("GET", "http://docker/v1.41/info"),
+        ("POST", "http://docker/v1.41/swarm/join"),
+    ]
+    (body,) = guest.jsonl("join.bodies.jsonl")
+    assert json.loads(body) == {
+        "ListenAddr": "0.0.0.0:2377",
+        "AdvertiseAddr": NODE_INTERFACE,
+        "RemoteAddrs": [MANAGER],
+        "JoinToken": MANAGER_TOKEN,
+    }
+    assert guest.jsonl("init.bodies.jsonl") == []
+    _assert_token_only_in_bodies(guest, result, MANAGER_TOKEN)
+
+
+def test_join_as_manager_with_a_bad_token_stops(guest: Guest) -> None:
+    _settings(guest, role="manager", token=MANAGER_TOKEN)
+    _scenario(guest, info=[INACTIVE], join=[{"code": 400, "message": f"invalid join token {MANAGER_TOKEN}"}])
+    result = _join(guest)
+    assert result.returncode == 2
+    assert "'docker swarm join-token -q manager'" in result.stderr
+    _assert_token_only_in_bodies(guest, result, MANAGER_TOKEN)
+
+
+@pytest.mark.parametrize("value", ["false", "yes"])
+def test_join_as_manager_ignores_a_bootstrap_that_is_not_true(guest: Guest, value: str) -> None:
+    _settings(guest, role="manager", token=MANAGER_TOKEN, bootstrap=value)
+    _scenario(guest, info=[INACTIVE], join=[JOINED], init=[JOINED])
+    result = _join(guest)
+    assert result.returncode == 0, result.stderr
+    assert "ignoring" in result.stderr
+    assert len(guest.jsonl("join.bodies.jsonl")) == 1
+    assert guest.jsonl("init.bodies.jsonl") == []
+
+
+def test_join_as_worker_ignores_bootstrap(guest: Guest) -> None:
+    _settings(guest, bootstrap="true")
+    _scenario(guest, info=[INACTIVE], join=[JOINED], init=[JOINED])
+    result = _join(guest)
+    assert result.returncode == 0, result.stderr
+    assert "only a manager creates a swarm" in result.stderr
+    assert "joined the swarm as a worker" in result.stderr
+    assert guest.jsonl("init.bodies.jsonl") == []
+
+
+# --- swarm-join: the bootstrap manager ---------------------------------------------------
+
+
+def test_bootstrap_creates_the_swarm(guest: Guest) -> None:
+    _settings(guest, role="manager", addr=None, token=None, bootstrap="true")
+    _scenario(guest, info=[REFUSED, INACTIVE], init=[JOINED])
+    result = _join(guest)
+    assert result.returncode == 0, result.stderr
+    assert _requests(guest) == [
+        ("GET", "http://docker/v1.41/info"),
+        ("GET", "http://docker/v1.41/info"),
+        ("POST", "http://docker/v1.41/swarm/init"),
+    ]
+    (argv_init,) = [a for a in guest.jsonl("curl.argv.jsonl") if a[-1].endswith("/swarm/init")]
+    assert argv_init[-5:] == ["-H", "Content-Type: application/json", "--data-binary", "@-", argv_init[-1]]
+    (body,) = guest.jsonl("init.bodies.jsonl")
+    assert json.loads(body) == {"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": NODE_INTERFACE}
+    assert "created a new swarm: this node is its first manager, advertising ens192" in result.stderr
+    assert guest.jsonl("join.bodies.jsonl") == []
+
+
+def test_bootstrap_ignores_join_settings(guest: Guest) -> None:
+    _settings(guest, role="manager", token=MANAGER_TOKEN, bootstrap="true")
+    _scenario(guest, info=[INACTIVE], join=[JOINED], init=[JOINED])
+    result = _join(guest)
+    assert result.returncode == 0, result.stderr
+    assert len(guest.jsonl("init.bodies.jsonl")) == 1
+    assert guest.jsonl("join.bodies.jsonl") == []
+    _assert_token_only_in_bodies(guest, result, MANAGER_TOKEN)
+
+
+def test_bootstrap_advertises_the_configured_address(guest: Guest) -> None:
+    _settings(guest, role="manager", addr=None, token=None, bootstrap="true", advertise="10.1.2.9")
+    _scenario(guest, info=[INACTIVE], init=[JOINED])
+    result = _join(guest)
+    assert result.returncode == 0, result.stderr
+    (body,) = guest.jsonl("init.bodies.jsonl")
+    assert json.loads(body)["AdvertiseAddr"] == "10.1.2.9"
+    assert f"advertising 10.1.2.9 from {guest.config}/swarm/advertise_addr" in result.stderr
+
+
+@pytest.mark.parametrize("state", ["active", "pending", "locked"])
+def test_bootstrap_leaves_a_node_already_in_a_swarm_alone(guest: Guest, state: str) -> None:
+    _settings(guest, role="manager", addr=None, token=None, bootstrap="true")
+    _scenario(guest, info=[{"code": 200, "state": state}], init=[JOINED])
+    result = _join(guest)
+    assert result.returncode == 0, result.stderr
+    assert "already in a swarm" in result.stderr
+    assert _requests(guest) == [("GET", "http://docker/v1.41/info")]
+    assert guest.jsonl("init.bodies.jsonl") == []
+
+
+def test_bootstrap_does_not_touch_a_swarm_in_error_state(guest: Guest) -> None:
+    _settings(guest, role="manager", addr=None, token=None, bootstrap="true")
+    _scenario(guest, info=[{"code": 200, "state": "error"}], init=[JOINED])
+    result = _join(guest)
+    assert result.returncode == 1
+    assert "swarm state 'error'" in result.stderr
+    assert guest.jsonl("init.bodies.jsonl") == []
+
+
+INIT_FAILED = {"code": 400, "message": "interface ens192 has no usable IPv4 address"}
+
+
+def test_bootstrap_retries_a_failed_init(guest: Guest) -> None:
+    _settings(guest, role="manager", addr=None, token=None, bootstrap="true")
+    _scenario(guest, info=[INACTIVE], init=[INIT_FAILED, INIT_FAILED, JOINED])
+    result = _join(guest)
+    assert result.returncode == 0, result.stderr
+    assert len(guest.jsonl("init.bodies.jsonl")) == 3
+    assert guest.sleeps() == [1, 2]
+    assert (
+        result.stderr.count(
+            "could not create the swarm (HTTP 400: interface ens192 has no usable IPv4 address)"
+        )
+        == 2
+    )
+    assert "created a new swarm" in result.stderr
+
+
+def test_bootstrap_gives_up_after_max_attempts(guest: Guest) -> None:
+    _settings(guest, role="manager", addr=None, token=None, bootstrap="true")
+    _scenario(guest, info=[INACTIVE], init=[{"code": 500, "message": "rpc error: boom"}])
+    result = _join(guest, LKS_JOIN_MAX_ATTEMPTS="2")
+    assert result.returncode == 1
+    assert len(guest.jsonl("init.bodies.jsonl")) == 2
+    assert "gave up creating a swarm after 2 attempts (HTTP 500: rpc error: boom)" in result.stderr
+
+
+def test_bootstrap_stops_when_a_failed_init_made_it_a_manager(guest: Guest) -> None:
+    _settings(guest, role="manager", addr=None, token=None, bootstrap="true")
+    already = {"code": 503, "message": "This node is already part of a swarm."}
+    _scenario(guest, info=[INACTIVE, {"code": 200, "state": "active"}], init=[already, JOINED])
+    result = _join(guest)
+    assert result.returncode == 0, result.stderr
+    assert len(guest.jsonl("init.bodies.jsonl")) == 1
+    assert "already in a swarm (LocalNodeState=active" in result.stderr
+
+
+# --- swarm-join: the advertised address ---------------------------------------------------
+
+
+def _advertised(guest: Guest) -> tuple[str, subprocess.CompletedProcess[str]]:
+    _settings(guest)
     _scenario(guest, info=[INACTIVE], join=[JOINED])
     result = _join(guest)
     assert result.returncode == 0, result.stderr
-    assert "joined the swarm as a manager" in result.stderr
     (body,) = guest.jsonl("join.bodies.jsonl")
-    assert json.loads(body)["JoinToken"] == TOKEN
+    advertise: str = json.loads(body)["AdvertiseAddr"]
+    return advertise, result
+
+
+def test_advertise_the_default_route_with_the_lowest_metric(guest: Guest) -> None:
+    guest.set_routes(("eth1", DEFAULT_ROUTE, 200), ("eth1", LAN_ROUTE, 0), ("eth0", DEFAULT_ROUTE, 100))
+    guest.set_interfaces("lo", "eth1", "eth0")
+    advertise, result = _advertised(guest)
+    assert advertise == "eth0"
+    assert "advertising eth0 from the interface of the IPv4 default route" in result.stderr
+
+
+@pytest.mark.parametrize("route_table", ["no-default-route", "missing"])
+def test_advertise_falls_back_to_the_first_real_interface(guest: Guest, route_table: str) -> None:
+    if route_table == "missing":
+        (guest.proc_net / "route").unlink()
+    else:
+        guest.set_routes(("eth0", LAN_ROUTE, 0))
+    guest.set_interfaces("lo", "tunl0", "docker0", "docker_gwbridge", "br-0a1b2c", "veth9z", "eth0", "eth1")
+    advertise, result = _advertised(guest)
+    assert advertise == "eth0"
+    assert "(no IPv4 default route)" in result.stderr
+
+
+def test_advertise_prefers_the_configured_address(guest: Guest) -> None:
+    _settings(guest, advertise="192.168.7.7")
+    _scenario(guest, info=[INACTIVE], join=[JOINED])
+    result = _join(guest)
+    assert result.returncode == 0, result.stderr
+    (body,) = guest.jsonl("join.bodies.jsonl")
+    assert json.loads(body)["AdvertiseAddr"] == "192.168.7.7"
+
+
+@pytest.mark.parametrize("bootstrap", [None, "true"], ids=["join", "init"])
+def test_advertise_without_any_address_fails(guest: Guest, bootstrap: str | None) -> None:
+    (guest.proc_net / "route").unlink()
+    guest.set_interfaces("lo", "docker0", "veth1")
+    _settings(guest, role="manager", token=MANAGER_TOKEN, bootstrap=bootstrap)
+    _scenario(guest, info=[INACTIVE], join=[JOINED], init=[JOINED])
+    result = _join(guest)
+    assert result.returncode == 1
+    assert "no address to advertise to the swarm" in result.stderr
+    assert "swarm/advertise_addr" in result.stderr
+    assert guest.jsonl("join.bodies.jsonl") == []
+    assert guest.jsonl("init.bodies.jsonl") == []
+    assert MANAGER_TOKEN not in result.stderr
 
 
 @pytest.mark.parametrize(
