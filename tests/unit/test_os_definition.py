@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import stat
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +22,9 @@ from tests.unit.conftest import TOKEN
 from tests.unit.harness import PROJECT_DIR
 
 STACK_FILES = sorted(PROJECT_DIR.glob("Pulumi.*.yaml"))
+DEFINITION = PROJECT_DIR / "linuxkit" / "swarm-node.yml"
+# The services' shell commands run under Alpine's busybox sh; this machine's /bin/sh too.
+SHELLS = [("/bin/sh",)] + ([("busybox", "sh")] if shutil.which("busybox") else [])
 DEV_STACKS = {"dev", "local"}  # the only stacks allowed a root shell on the console
 
 
@@ -94,3 +103,155 @@ def test_definition_keeps_docker_data_and_never_forces_a_format() -> None:
 )
 def test_structure_problems(definition: dict[str, Any], problem: str) -> None:
     assert any(problem in p for p in idef.structure_problems(definition))
+
+
+# --- service commands, run for real in a scratch root ------------------------------------
+
+
+def _services() -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in idef.load_definition(DEFINITION)["services"]}
+
+
+def _rooted(script: str, root: Path, paths: Mapping[str, str]) -> str:
+    """The script with each absolute path moved under root (every one must be there,
+    and none may be left outside root, so the test never touches this machine)."""
+    for old, new in paths.items():
+        assert old in script, f"{old} is not in the command any more"
+        script = script.replace(old, str(root) + new)
+    for old in paths:
+        stray = re.search(rf"(?<!{re.escape(str(root))}){re.escape(old)}", script)
+        assert stray is None, f"{old} left outside the scratch root"
+    return script
+
+
+def _run(shell: tuple[str, ...], script: str, root: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C", "ARGS": str(root / "args")}
+    return subprocess.run(
+        [*shell, "-c", script], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+FAKE_EXEC = '#!/bin/sh\nprintf "%s\\n" "$0" "$@" >"$ARGS"\n'
+
+
+def _docker_run(shell: tuple[str, ...], root: Path, identity: str | None) -> tuple[list[str], str]:
+    command = _services()["docker"]["command"]
+    assert command[:2] == ["/bin/sh", "-c"] and len(command) == 3
+    bin_dir = root / "usr" / "local" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("docker-init", "dockerd"):
+        (bin_dir / name).write_text(FAKE_EXEC)
+        (bin_dir / name).chmod(0o755)
+    if identity is not None:
+        image = root / "var" / "run" / "config" / "linuxkit-swarm" / "image"
+        image.parent.mkdir(parents=True)
+        image.write_text(identity)
+    script = _rooted(
+        command[2], root, {"/var/run/config/": "/var/run/config/", "/usr/local/bin/": "/usr/local/bin/"}
+    )
+    result = _run(shell, script, root)
+    assert result.returncode == 0, result.stderr
+    return (root / "args").read_text().splitlines(), result.stderr
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=" ".join)
+@pytest.mark.parametrize(
+    "text", ["e2e-container-nodes-1\n", "0123abcdef:sha256.x_y-z"], ids=["newline", "bare"]
+)
+def test_docker_engine_gets_the_image_label(tmp_path: Path, shell: tuple[str, ...], text: str) -> None:
+    args, _ = _docker_run(shell, tmp_path, text)
+    dockerd = str(tmp_path / "usr/local/bin/dockerd")
+    assert args == [
+        str(tmp_path / "usr/local/bin/docker-init"),
+        "--",
+        dockerd,
+        "--label",
+        f"linuxkit-swarm.image={text.strip()}",
+    ]
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=" ".join)
+@pytest.mark.parametrize(
+    "identity", [None, "", "bad value\n", "a;reboot\n"], ids=["absent", "empty", "space", "semicolon"]
+)
+def test_docker_engine_starts_without_a_label_when_there_is_no_identity(
+    tmp_path: Path, shell: tuple[str, ...], identity: str | None
+) -> None:
+    args, stderr = _docker_run(shell, tmp_path, identity)
+    assert args == [
+        str(tmp_path / "usr/local/bin/docker-init"),
+        "--",
+        str(tmp_path / "usr/local/bin/dockerd"),
+    ]
+    assert "without the linuxkit-swarm.image label" in stderr
+
+
+def test_docker_service_keeps_its_binds() -> None:
+    docker = _services()["docker"]
+    assert {"/var/run:/var/run", "/etc/docker/daemon.json:/etc/docker/daemon.json"} <= set(docker["binds"])
+
+
+def _sshd_run(
+    shell: tuple[str, ...], root: Path, key: str | None
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    command = _services()["sshd"]["command"]
+    assert command[:5] == ["/sbin/tini", "-s", "--", "/bin/sh", "-c"] and len(command) == 6
+    etc_ssh = root / "etc" / "ssh"
+    etc_ssh.mkdir(parents=True)
+    ssh_sh = root / "usr" / "bin" / "ssh.sh"
+    ssh_sh.parent.mkdir(parents=True)
+    ssh_sh.write_text(FAKE_EXEC)
+    ssh_sh.chmod(0o755)
+    if key is not None:
+        config_ssh = root / "run" / "config" / "ssh"
+        config_ssh.mkdir(parents=True)
+        (config_ssh / "host_ed25519_key").write_text(key)
+        (config_ssh / "host_ed25519_key").chmod(0o600)
+    paths = {
+        "/run/config/ssh/": "/run/config/ssh/",
+        "/etc/ssh/": "/etc/ssh/",
+        "/usr/bin/ssh.sh": "/usr/bin/ssh.sh",
+    }
+    result = _run(shell, _rooted(command[5], root, paths), root)
+    assert result.returncode == 0, result.stderr
+    assert (root / "args").read_text().splitlines() == [str(ssh_sh)]  # then the image's own ssh.sh
+    return result, etc_ssh
+
+
+def _keypair(tmp_path: Path) -> tuple[str, str]:
+    if shutil.which("ssh-keygen") is None:
+        pytest.fail("ssh-keygen is not installed: apt-get install -y openssh-client")
+    key = tmp_path / "pinned"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(key)], check=True)
+    return key.read_text(), (tmp_path / "pinned.pub").read_text()
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=" ".join)
+def test_sshd_uses_the_pinned_host_key(tmp_path: Path, shell: tuple[str, ...]) -> None:
+    private, public = _keypair(tmp_path)
+    root = tmp_path / "root"
+    _, etc_ssh = _sshd_run(shell, root, private)
+    host = etc_ssh / "ssh_host_ed25519_key"
+    assert host.read_text() == private
+    assert stat.S_IMODE(host.stat().st_mode) == 0o600
+    assert (etc_ssh / "ssh_host_ed25519_key.pub").read_text().split()[:2] == public.split()[:2]
+    # Nothing else: the image's ssh.sh then sees a host key and generates none.
+    assert sorted(p.name for p in etc_ssh.iterdir()) == ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"]
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=" ".join)
+@pytest.mark.parametrize("key", [None, "", "not a key\n"], ids=["worker", "empty", "garbage"])
+def test_sshd_without_a_usable_host_key_leaves_key_generation_to_the_image(
+    tmp_path: Path, shell: tuple[str, ...], key: str | None
+) -> None:
+    if shutil.which("ssh-keygen") is None:
+        pytest.fail("ssh-keygen is not installed: apt-get install -y openssh-client")
+    result, etc_ssh = _sshd_run(shell, tmp_path, key)
+    assert list(etc_ssh.iterdir()) == []
+    if key:
+        assert "not a usable private key" in result.stderr
+
+
+def test_sshd_keeps_the_authorized_keys_bind() -> None:
+    sshd = _services()["sshd"]
+    assert sshd["binds.add"] == ["/run/config/ssh/authorized_keys:/root/.ssh/authorized_keys"]
