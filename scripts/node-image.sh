@@ -28,7 +28,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SUITE=bookworm
 MIRROR="${LKS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-PACKAGES=docker.io,openssh-server,jq,curl,iproute2,iptables,ca-certificates,procps,tini,gzip,hostname,iputils-ping
+PACKAGES=docker.io,openssh-server,jq,curl,iproute2,iptables,ca-certificates,procps,tini,gzip,hostname,iputils-ping,busybox-static
 REPO_NAME=linuxkit-swarm/node-double
 CACHE="${LKS_NODE_IMAGE_CACHE:-$HOME/.cache/linuxkit-swarm/node-image}"
 GUEST="$repo/linuxkit/pkg/swarm-guest"
