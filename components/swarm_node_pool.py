@@ -82,6 +82,8 @@ class SwarmNodePoolArgs:
     """Swarm steps; None when the stack does not run the swarm (no drain, no gates)."""
     deployed: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """VM name -> image identity of the VMs that exist now (from vCenter); others are ignored."""
+    bootstrapped: frozenset[str] = frozenset()
+    """Running managers that created the swarm: they keep the flag, so their guestinfo stays."""
     max_unavailable: int = 1
     """Nodes per rollout batch (a manager pool always goes one at a time)."""
     rollout_after: Sequence[pulumi.Resource] = ()
@@ -166,7 +168,9 @@ class SwarmNodePool(pulumi.ComponentResource):
         if managed and access is not None:
             anchor = (running or order)[0]
             order.remove(anchor)
-            node = self._node(anchor, SwarmJoin(), access, after(anchor), [], host_key, anchor not in running)
+            # A new swarm: the anchor creates it. Later, only the manager that did keeps the flag.
+            bootstrap = not running or anchor in args.bootstrapped
+            node = self._node(anchor, SwarmJoin(), access, after(anchor), [], host_key, bootstrap)
             if anchor in batch_of:
                 gates[batch_of[anchor]].append(node.gate)
             members += [node.member] if node.member else []

@@ -18,6 +18,9 @@ USERDATA_KEY = "guestinfo.userdata"
 ENCODING_KEY = "guestinfo.userdata.encoding"
 IMAGE_KEY = "guestinfo.linuxkit-swarm.image"
 ROLE_KEY = "guestinfo.linuxkit-swarm.role"  # plain, so inventory reads the role without the userdata
+# Plain too: the manager that created the swarm keeps its flag (a changed flag would
+# reboot it), and no later manager ever gets one.
+BOOTSTRAP_KEY = "guestinfo.linuxkit-swarm.bootstrap"
 ENCODING = "base64"
 
 
@@ -84,9 +87,12 @@ def extra_config(node: NodeUserdata, image_identity: str) -> dict[str, str]:
     The identity is here on purpose: the provider reboots a VM when its
     extra_config changes, which is what boots it into a new ISO in place.
     """
-    return {
+    config = {
         USERDATA_KEY: encode_userdata(node),
         ENCODING_KEY: ENCODING,
         IMAGE_KEY: image_identity,
         ROLE_KEY: node.role,
     }
+    if node.bootstrap:
+        config[BOOTSTRAP_KEY] = "true"
+    return config

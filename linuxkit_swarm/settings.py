@@ -417,6 +417,15 @@ def _parse_image(r: _Reader, p: _Fields, base_dir: Path) -> ImageSettings:
     daemon = r.mapping(p.key("dockerDaemon"), p.value("dockerDaemon"), None) or dict(
         config_schema.DEFAULT_DOCKER_DAEMON
     )
+    if "labels" in daemon:
+        # The node sets its engine labels itself (dockerd --label): dockerd refuses a
+        # setting given both as a flag and in daemon.json, and would not start.
+        r.fail(
+            p.key("dockerDaemon"),
+            {"labels": daemon["labels"]},
+            "daemon.json keys other than `labels` (the node sets its engine label "
+            "linuxkit-swarm.image itself; use `docker node update --label-add` for node labels)",
+        )
     definition_path = base_dir / definition_text
     definition: dict[str, Any] | None = None
     if prebuilt is None:

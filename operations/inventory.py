@@ -32,6 +32,7 @@ class DeployedNode:
     image: str  # the image identity in its extraConfig, "" if none
     powered_on: bool
     ip_addresses: tuple[str, ...]
+    bootstrap: bool = False  # the manager that created the swarm
 
     def address(self, ignored: Sequence[str]) -> str:
         """The node's primary IP (as the ``*Ips`` outputs choose it), ``""`` if none."""
@@ -75,6 +76,7 @@ def list_nodes(content: Any, datacenter: str, folder_path: str) -> list[Deployed
                     image=extra.get(guestinfo.IMAGE_KEY, ""),
                     powered_on=str(props.get("runtime.powerState")) == "poweredOn",
                     ip_addresses=ips,
+                    bootstrap=extra.get(guestinfo.BOOTSTRAP_KEY) == "true",
                 )
             )
         return sorted(nodes, key=lambda n: n.name)

@@ -115,6 +115,12 @@ class Stack:
     def up(self, *extra: str) -> subprocess.CompletedProcess[str]:
         return self.pulumi("up", "--yes", "--skip-preview", *extra)
 
+    def up_failing(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        """An ``up`` that must fail."""
+        proc = self.pulumi("up", "--yes", "--skip-preview", *extra, check=False)
+        assert proc.returncode != 0, f"pulumi up succeeded:\n{proc.stdout}"
+        return proc
+
     def preview_steps(self) -> dict[str, str]:
         """URN name -> operation of a `pulumi preview --json`."""
         out = json.loads(self.pulumi("preview", "--json").stdout)
@@ -142,10 +148,27 @@ class Stack:
 SECRET_TOKEN = "SWMTKN-1-e2e-" + os.urandom(12).hex()
 
 
-@pytest.fixture(scope="module")
-def stack(simulator: vcsim_script.Vcsim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The program in a temp project, configured for the simulator; destroyed at the end."""
-    root = tmp_path_factory.mktemp("project")
+def base_config(simulator: vcsim_script.Vcsim) -> dict[str, Any]:
+    """The site keys every e2e stack shares: the simulator and the placeholder ISO."""
+    return {
+        "vsphere:vsphereServer": simulator.server,
+        "vsphere:user": simulator.user,
+        "vsphere:allowUnverifiedSsl": "true",
+        "linuxkit-swarm:datacenter": vcsim_script.DATACENTER,
+        "linuxkit-swarm:resourcePool": vcsim_script.RESOURCE_POOL,
+        "linuxkit-swarm:datastore": vcsim_script.DATASTORE,
+        "linuxkit-swarm:network": vcsim_script.NETWORK,
+        "linuxkit-swarm:parentFolder": vcsim_script.PARENT_FOLDER,
+        # The real `linuxkit push vcenter` uploads a placeholder ISO: building a real
+        # one needs a Docker engine with registry access.
+        "linuxkit-swarm:image": {"prebuiltIso": ".build/placeholder/linuxkit-swarm-placeholder.iso"},
+    }
+
+
+def create_stack(
+    simulator: vcsim_script.Vcsim, root: Path, config: dict[str, Any], secrets: dict[str, str]
+) -> Stack:
+    """The program copied to ``root`` with its own file backend and the `e2e` stack."""
     for name in PROJECT_FILES:
         source = PROJECT_DIR / name
         if source.is_dir():
@@ -166,20 +189,24 @@ def stack(simulator: vcsim_script.Vcsim, tmp_path_factory: pytest.TempPathFactor
     st.placeholder_iso.parent.mkdir(parents=True)
     st.set_placeholder_iso("1")
     st.pulumi("stack", "init")
+    stack_file = root / f"Pulumi.{STACK}.yaml"
+    data = yaml.safe_load(stack_file.read_text()) if stack_file.exists() else None
+    data = data or {}
+    data["config"] = config
+    stack_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    st.pulumi("config", "set", "--secret", "vsphere:password", stdin=simulator.password)
+    for key, value in secrets.items():
+        st.pulumi("config", "set", "--secret", key, stdin=value)
+    return st
+
+
+@pytest.fixture(scope="module")
+def stack(simulator: vcsim_script.Vcsim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The program in a temp project, configured for the simulator; destroyed at the end."""
     config = {
-        "vsphere:vsphereServer": simulator.server,
-        "vsphere:user": simulator.user,
-        "vsphere:allowUnverifiedSsl": "true",
-        "linuxkit-swarm:datacenter": vcsim_script.DATACENTER,
-        "linuxkit-swarm:resourcePool": vcsim_script.RESOURCE_POOL,
-        "linuxkit-swarm:datastore": vcsim_script.DATASTORE,
-        "linuxkit-swarm:network": vcsim_script.NETWORK,
-        "linuxkit-swarm:parentFolder": vcsim_script.PARENT_FOLDER,
+        **base_config(simulator),
         "linuxkit-swarm:folder": "Linux/linuxkit-e2e",
         "linuxkit-swarm:swarmManagerAddress": "10.99.0.1:2377",
-        # The real `linuxkit push vcenter` uploads a placeholder ISO: building a real
-        # one needs a Docker engine with registry access.
-        "linuxkit-swarm:image": {"prebuiltIso": ".build/placeholder/linuxkit-swarm-placeholder.iso"},
         "linuxkit-swarm:workers": {
             "count": 3,
             "namePrefix": "e2e-w-",
@@ -187,14 +214,13 @@ def stack(simulator: vcsim_script.Vcsim, tmp_path_factory: pytest.TempPathFactor
             "waitForGuestIpTimeout": 0,
         },
     }
-    stack_file = root / f"Pulumi.{STACK}.yaml"
-    data = yaml.safe_load(stack_file.read_text()) if stack_file.exists() else None
-    data = data or {}
-    data["config"] = config
-    stack_file.write_text(yaml.safe_dump(data, sort_keys=False))
-    st.pulumi("config", "set", "--secret", "vsphere:password", stdin=simulator.password)
-    st.pulumi("config", "set", "--secret", "swarmJoinToken", stdin=SECRET_TOKEN)
+    st = create_stack(simulator, tmp_path_factory.mktemp("project"), config, {"swarmJoinToken": SECRET_TOKEN})
     try:
         yield st
     finally:
         st.pulumi("destroy", "--yes", "--skip-preview", check=False)
+
+
+# Fixtures of container-backed nodes (engine, node_image, network, container_sim),
+# defined beside their helpers; imported last, as they use the names above.
+from .containers import container_sim, engine, network, node_image  # noqa: E402, F401

@@ -106,7 +106,8 @@ class SiteMocks(pulumi.runtime.Mocks):
         if args.typ == COMMAND_TYPE and args.name.endswith("-ssh-host-key"):
             outputs["stdout"] = json.dumps({"private": HOST_KEY_PRIVATE, "public": HOST_KEY_PUBLIC})
         if args.typ == REMOTE_COMMAND_TYPE:
-            outputs["stdout"] = json.dumps({"worker": WORKER_TOKEN, "manager": MANAGER_TOKEN, "address": ADVERTISE})
+            tokens = {"worker": WORKER_TOKEN, "manager": MANAGER_TOKEN, "address": ADVERTISE}
+            outputs["stdout"] = json.dumps(tokens)
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:

@@ -318,3 +318,10 @@ def test_one_problem_per_bad_value() -> None:
     assert [p for p in info.value.problems if "memoryMb" in p] == [
         "linuxkit-swarm:workers.memoryMb = 510: expected an integer >= 512, a multiple of 4"
     ]
+
+
+def test_docker_daemon_labels_are_refused(project: dict[str, Any], vsphere: dict[str, Any]) -> None:
+    project["dockerDaemon"] = {"labels": ["a=b"]}
+    with pytest.raises(SettingsError) as err:
+        parse_settings(project, vsphere, base_dir=PROJECT_DIR, secret_keys=_SECRETS)
+    assert "linuxkit-swarm:dockerDaemon" in str(err.value) and "other than `labels`" in str(err.value)

@@ -6,6 +6,8 @@ runs now is the only stand-in (``deployed``).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +26,7 @@ from .harness import (
     MANAGER_TOKEN,
     REMOTE_COMMAND_TYPE,
     VM_TYPE,
+    WORKER_TOKEN,
     ProgramRun,
     Registration,
     deployed_node,
@@ -39,7 +42,9 @@ WORKERS = ["w0", "w1", "w2"]
 
 def managed(project: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """The dev stack turned into a swarm of its own: 3 managers, 3 workers."""
-    del project["swarmManagerAddress"], project["swarmJoinToken"]
+    project = copy.deepcopy(project)
+    project.pop("swarmManagerAddress", None)
+    project.pop("swarmJoinToken", None)
     project["managers"] = {"names": MANAGERS}
     project["workers"] = {"names": WORKERS}
     project["sshPrivateKey"] = PRIVATE_KEY
@@ -98,6 +103,21 @@ def test_new_swarm_manager_0_bootstraps_and_the_rest_join_with_read_tokens(
     assert public in doc["ssh"]["entries"]["authorized_keys"]["content"]
 
 
+def test_the_bootstrap_flag_stays_with_the_manager_that_created_the_swarm(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    first = run(managed(project), vsphere).vms()["m0"].inputs["extraConfig"]
+    assert first[guestinfo.BOOTSTRAP_KEY] == "true"
+    running = all_running()
+    running[0] = dataclasses.replace(running[0], bootstrap=True)
+    again = run(managed(project), vsphere, running).vms()["m0"].inputs["extraConfig"]
+    assert again[guestinfo.USERDATA_KEY] == first[guestinfo.USERDATA_KEY]  # no reboot
+    # A running swarm whose first manager is new: it joins, nobody bootstraps.
+    project = managed(project, managers={"names": ["m9", "m1", "m2"]})
+    vms = run(project, vsphere, [deployed_node("m1", "manager"), deployed_node("m2", "manager")]).vms()
+    assert not any(guestinfo.BOOTSTRAP_KEY in vm.inputs["extraConfig"] for vm in vms.values())
+
+
 def test_tokens_are_read_over_ssh_from_manager_0_with_the_host_key_pinned(
     project: dict[str, Any], vsphere: dict[str, Any]
 ) -> None:
@@ -124,7 +144,8 @@ def test_outputs_for_consumer_stacks(project: dict[str, Any], vsphere: dict[str,
     assert exports.exports["managerNames"] == MANAGERS
     assert set(exports.exports["managerIps"]) == set(MANAGERS)
     assert exports.exports["swarmAdvertiseAddress"] == ADVERTISE
-    assert exports.exports["workerJoinCommand"] == f"docker swarm join --token SWMTKN-1-mock-worker-token {ADVERTISE}"
+    join = f"docker swarm join --token {WORKER_TOKEN} {ADVERTISE}"
+    assert exports.exports["workerJoinCommand"] == join
     assert "workerJoinCommand" in exports.secret_exports
     assert "swarmAdvertiseAddress" in exports.secret_exports  # derived from the secret step output
 
@@ -249,7 +270,8 @@ def test_managers_need_the_ssh_key_and_exclude_an_external_swarm(
 
 def test_cluster_keeps_managers_apart(project: dict[str, Any], vsphere: dict[str, Any]) -> None:
     program = run(managed(project, cluster="Cluster"), vsphere)
-    (rule,) = program.of_type("vsphere:index/computeClusterVmAntiAffinityRule:ComputeClusterVmAntiAffinityRule")
+    rule_type = "vsphere:index/computeClusterVmAntiAffinityRule:ComputeClusterVmAntiAffinityRule"
+    (rule,) = program.of_type(rule_type)
     assert rule.inputs["computeClusterId"] == "getComputeCluster-Cluster"
     assert sorted(rule.inputs["virtualMachineIds"]) == sorted(f"managers-{n}-id" for n in MANAGERS)
 
