@@ -111,7 +111,8 @@ pulumi.export("workerIps", workers.ips)
 pulumi.export("managerNames", managers.names if managers else [])
 pulumi.export("managerIps", managers.ips if managers else {})
 if managers and managers.tokens is not None:
-    pulumi.export("swarmAdvertiseAddress", managers.tokens["address"])
+    # The address is no secret, though it comes from the secret tokens step.
+    pulumi.export("swarmAdvertiseAddress", pulumi.Output.unsecret(managers.tokens["address"]))
     pulumi.export(
         "workerJoinCommand",
         pulumi.Output.secret(
