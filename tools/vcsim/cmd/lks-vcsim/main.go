@@ -19,8 +19,9 @@
 // VM is created (CreateVM, clone, register), so they are visible to clients like any
 // other extraConfig key. Everything else is upstream behaviour: the container is
 // created at the first power-on with every guestinfo.* key as a VMX_GUESTINFO_*
-// environment variable, started/stopped by power on/off, removed with the VM, and
-// its IP becomes the guest IP.
+// environment variable (and, with our patch 05, as /etc/vmware-guestinfo.json, kept
+// current), started/stopped by power on/off, removed with the VM, and its IP becomes
+// the guest IP.
 //
 // Built by tools/build.sh (tool lks-vcsim) inside the assembled vcsim/ module, so
 // it uses exactly the patched simulator package and vcsim's own go.sum.
@@ -39,6 +40,26 @@ import (
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/simulator/esx"
+
+	// The same endpoints as upstream vcsim's main: the vSphere provider logs in to
+	// the REST API (vapi) as well as to SOAP.
+	_ "github.com/vmware/govmomi/cns/simulator"
+	_ "github.com/vmware/govmomi/eam/simulator"
+	_ "github.com/vmware/govmomi/lookup/simulator"
+	_ "github.com/vmware/govmomi/pbm/simulator"
+	_ "github.com/vmware/govmomi/ssoadmin/simulator"
+	_ "github.com/vmware/govmomi/sts/simulator"
+	_ "github.com/vmware/govmomi/vapi/appliance/simulator"
+	_ "github.com/vmware/govmomi/vapi/cis/tasks/simulator"
+	_ "github.com/vmware/govmomi/vapi/cluster/simulator"
+	_ "github.com/vmware/govmomi/vapi/crypto/simulator"
+	_ "github.com/vmware/govmomi/vapi/esx/settings/simulator"
+	_ "github.com/vmware/govmomi/vapi/namespace/simulator"
+	_ "github.com/vmware/govmomi/vapi/simulator"
+	_ "github.com/vmware/govmomi/vapi/vcenter/consumptiondomains/simulator"
+	_ "github.com/vmware/govmomi/vapi/vm/simulator"
+	_ "github.com/vmware/govmomi/vsan/simulator"
+	_ "github.com/vmware/govmomi/vslm/simulator"
 )
 
 var buildVersion = "dev"
