@@ -207,16 +207,13 @@ def test_os_rollout_keeps_the_service_running_and_one_node_down_at_most(swarm: S
     swarm.on_manager(
         f"docker service create -d --name {SERVICE} --replicas 3 --no-resolve-image lks-e2e/sleeper:1"
     )
-    wait_for(
-        "3 running replicas",
-        lambda: (
-            swarm.on_manager(
-                f"docker service ls --filter name={SERVICE} --format '{{{{.Replicas}}}}'"
-            ).strip()
-            == "3/3"
-        ),
-        60,
-    )
+    replicas = f"docker service ls --filter name={SERVICE} --format '{{{{.Replicas}}}}'"
+    try:
+        wait_for("3 running replicas", lambda: swarm.on_manager(replicas).strip() == "3/3", 90)
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}:\n{swarm.on_manager(f'docker service ps --no-trunc {SERVICE}')}"
+        ) from None
     before = swarm.nodes()
     swarm.stack.set_placeholder_iso("2")
     sampler = Sampler(swarm)
