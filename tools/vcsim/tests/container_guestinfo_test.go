@@ -24,7 +24,8 @@ const fakeDockerID = "0123456789abcdef"
 
 // fakeDocker puts a `docker` executable first on PATH that answers what vcsim
 // calls for a container-backed VM without any daemon: create (an id), start and
-// stop (a state file that inspect reports), inspect (state, host name, an IP),
+// stop (a state file that inspect reports), inspect (state, host name, and while
+// running the IP 172.17.0.<1 + number of starts>),
 // cp - ID:DIR (stdin saved as cp-N.tar), rm, volume/network ls (none), events
 // (none, until vcsim closes its stdin). Every call but inspect and events is
 // appended to calls.log, one line of arguments each. Returns the directory.
@@ -39,12 +40,17 @@ inspect | events) ;;
 esac
 case "$1" in
 create) echo ` + fakeDockerID + ` ;;
-start) touch "$d/running" && echo "$2" ;;
+start)
+	n=$(cat "$d/starts" 2>/dev/null || echo 0)
+	echo $((n + 1)) >"$d/starts"
+	touch "$d/running" && echo "$2"
+	;;
 stop) rm -f "$d/running" && echo "$2" ;;
 inspect)
-	running=false
-	[ -e "$d/running" ] && running=true
-	printf '[{"Config":{"Hostname":"fake"},"State":{"Running":%s,"Paused":false},"NetworkSettings":{"IPAddress":"172.17.0.2","IPPrefixLen":16,"Gateway":"172.17.0.1","MacAddress":"02:42:ac:11:00:02","Networks":{}}}]\n' "$running"
+	running=false ip=
+	# Docker gives a restarted container an address again, not always the same one.
+	[ -e "$d/running" ] && running=true ip=172.17.0.$((1 + $(cat "$d/starts")))
+	printf '[{"Config":{"Hostname":"fake"},"State":{"Running":%s,"Paused":false},"NetworkSettings":{"IPAddress":"%s","IPPrefixLen":16,"Gateway":"172.17.0.1","MacAddress":"02:42:ac:11:00:02","Networks":{}}}]\n' "$running" "$ip"
 	;;
 cp)
 	n=$(ls "$d" | grep -c '^cp-.*\.tar$')
