@@ -23,9 +23,17 @@ READY = f"{_MODULE} ready"
 REMOVE = f"{_MODULE} remove"
 HOST_KEY = f"{_MODULE} host-key"
 
+# Where a LinuxKit node's swarm-guest onboot step puts the docker CLI for SSH
+# sessions (the sshd image has none); first on PATH for every remote command.
+REMOTE_PATH = "PATH=/run/linuxkit-swarm/bin:$PATH"
+
 # Runs on manager 0 over SSH (pulumi-command remote.Command): waits until the swarm
 # is active there, then prints both join tokens and the address joiners dial.
-TOKENS_SCRIPT = r"""set -eu
+TOKENS_SCRIPT = (
+    r"""set -eu
+export """
+    + REMOTE_PATH
+    + r"""
 i=0
 state() { docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}' 2>/dev/null; }
 until [ "$(state)" = "active true" ]; do
@@ -40,6 +48,7 @@ printf '{"worker":"%s","manager":"%s","address":"%s:2377"}\n' \
   "$(docker swarm join-token -q worker)" "$(docker swarm join-token -q manager)" \
   "$(docker info --format '{{.Swarm.NodeAddr}}')"
 """
+)
 
 
 def rollout_key(extra_config: Mapping[str, str]) -> str:

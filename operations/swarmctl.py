@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from linuxkit_swarm import iso_steps, ssh_keys
+from linuxkit_swarm import iso_steps, ssh_keys, swarm_steps
 from operations import inventory, vcenter
 
 IMAGE_LABEL = "linuxkit-swarm.image"
@@ -159,7 +159,7 @@ class Swarm:
     def connect(self) -> bool:
         """Pick a manager that answers as a swarm manager; False when none does."""
         for host in self.managers():
-            proc = self.ssh(host, "docker node ls -q >/dev/null")
+            proc = self.ssh(host, f"{swarm_steps.REMOTE_PATH} docker node ls -q >/dev/null")
             if proc.returncode == 0:
                 self.manager = host
                 return True
@@ -169,9 +169,10 @@ class Swarm:
     def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``docker ARGS`` on the current manager; reconnects once if it went away."""
         command = "docker " + " ".join(shlex.quote(a) for a in args)
-        proc = self.ssh(self.manager, command) if self.manager else None
+        remote = f"{swarm_steps.REMOTE_PATH} {command}"
+        proc = self.ssh(self.manager, remote) if self.manager else None
         if (proc is None or proc.returncode == 255) and self.connect():
-            proc = self.ssh(self.manager, command)
+            proc = self.ssh(self.manager, remote)
         if proc is None:
             raise StepError("no manager of the swarm answers over SSH")
         if check and proc.returncode != 0:
