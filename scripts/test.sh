@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap-venv.sh
 
 # Debian packages the tests run: jq (inside the guest scripts under test), patch
-# (applies the simulator patches), gcc (the simulator's -race tests).
+# (applies the simulator patches), gcc (the simulator's -race tests), ssh (the
+# stack's swarm steps and the tests log in to container-backed nodes). The Docker
+# engine and debootstrap come with scripts/docker-engine.sh and node-image.sh.
 missing=()
-for pair in jq:jq patch:patch gcc:gcc; do
+for pair in jq:jq patch:patch gcc:gcc ssh:openssh-client ssh-keygen:openssh-client; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
