@@ -34,7 +34,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 PKG_DIR = PROJECT_DIR / "linuxkit" / "pkg" / "swarm-guest"
 GUESTINFO_CONFIG = PKG_DIR / "guestinfo-config"
 SWARM_JOIN = PKG_DIR / "swarm-join"
-SCRIPTS = (GUESTINFO_CONFIG, SWARM_JOIN)
+INSTALL_DOCKER_CLI = PKG_DIR / "install-docker-cli"  # run for real in test_os_definition.py
+SCRIPTS = (GUESTINFO_CONFIG, SWARM_JOIN, INSTALL_DOCKER_CLI)
 
 TOKEN = "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx"
 MANAGER_TOKEN = "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-0m4n4g3rt0k3nf0rm4n4g3rs00"
@@ -1118,8 +1119,10 @@ def test_dockerfile_installs_the_guestinfo_plugin_and_tools() -> None:
     text = _dockerfile().replace("\\\n", " ")
     installs = [line for line in text.splitlines() if re.search(r"^RUN .*\bapk add\b", line)]
     packages = {word for line in installs for word in line.split() if not word.startswith("-")}
-    assert {"open-vm-tools", "open-vm-tools-guestinfo", "jq", "curl"} <= packages
-    assert re.search(r"^COPY\s+guestinfo-config\s+swarm-join\s+/usr/bin/", text, flags=re.MULTILINE)
+    # docker-cli: the binary install-docker-cli copies for SSH sessions.
+    assert {"open-vm-tools", "open-vm-tools-guestinfo", "jq", "curl", "docker-cli"} <= packages
+    copies = re.findall(r"^COPY\s+(.+?)\s+/usr/bin/$", text, flags=re.MULTILINE)
+    assert {"guestinfo-config", "swarm-join", "install-docker-cli"} <= {w for c in copies for w in c.split()}
     assert re.search(r'^CMD \["/usr/bin/vmtoolsd"\]$', text, flags=re.MULTILINE)
 
 
