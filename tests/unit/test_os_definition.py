@@ -8,6 +8,7 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from linuxkit_swarm import image_definition as idef
+from linuxkit_swarm import swarm_steps
 from linuxkit_swarm.image_plan import plan_image
 from linuxkit_swarm.settings import PROJECT, namespace, parse_settings
 from linuxkit_swarm.validators import check_image_reference
@@ -254,4 +256,200 @@ def test_sshd_without_a_usable_host_key_leaves_key_generation_to_the_image(
 
 def test_sshd_keeps_the_authorized_keys_bind() -> None:
     sshd = _services()["sshd"]
-    assert sshd["binds.add"] == ["/run/config/ssh/authorized_keys:/root/.ssh/authorized_keys"]
+    assert "/run/config/ssh/authorized_keys:/root/.ssh/authorized_keys" in sshd["binds.add"]
+
+
+def test_sshd_sees_the_docker_cli_and_the_docker_socket() -> None:
+    sshd = _services()["sshd"]
+    # binds.add, not binds: the image's own binds (/dev, /etc, /tmp, ...) stay.
+    assert "binds" not in sshd
+    # /run carries /run/linuxkit-swarm/bin/docker; /var/run the socket dockerd
+    # creates in the host's /var/run (its own bind, checked above).
+    assert {"/run:/run", "/var/run:/var/run"} <= set(sshd["binds.add"])
+    assert "/var/run:/var/run" in _services()["docker"]["binds"]
+    # Never the socket file itself: dockerd may create it after sshd starts.
+    assert not [b for b in sshd["binds.add"] if "docker.sock" in b]
+
+
+# --- the docker CLI for SSH sessions (onboot docker-cli, install-docker-cli) ---------
+
+PKG_DIR = PROJECT_DIR / "linuxkit" / "pkg" / "swarm-guest"
+INSTALL_DOCKER_CLI = PKG_DIR / "install-docker-cli"
+CLI_DIR = "/run/linuxkit-swarm/bin"
+
+
+def _onboot() -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in idef.load_definition(DEFINITION)["onboot"]}
+
+
+def test_docker_cli_step_runs_on_boot_from_the_swarm_guest_image() -> None:
+    definition = idef.load_definition(DEFINITION)
+    onboot = _onboot()
+    step = onboot["docker-cli"]
+    # onboot: every step has finished before LinuxKit starts any service (sshd).
+    assert "docker-cli" not in {e["name"] for e in definition["services"]}
+    assert step["image"] == onboot["guestinfo"]["image"] == "linuxkit-swarm/swarm-guest:local"
+    assert step["command"] == ["/usr/bin/install-docker-cli"]
+    script = INSTALL_DOCKER_CLI.read_text()
+    assert "TARGET=${LKS_DOCKER_CLI_TARGET:-" + CLI_DIR + "/docker}" in script
+    assert "SOURCE=${LKS_DOCKER_CLI_SOURCE:-/usr/bin/docker}" in script
+
+
+def test_docker_cli_is_where_the_stack_looks_for_it() -> None:
+    assert f"PATH={CLI_DIR}:$PATH" == swarm_steps.REMOTE_PATH
+
+
+def test_docker_cli_directory_is_an_exec_tmpfs_on_the_host() -> None:
+    # The host's /run is noexec, and a bind keeps the flag: the step mounts an
+    # exec-capable tmpfs there (in the root namespace, before its container).
+    mounts = _onboot()["docker-cli"]["runtime"]["mounts"]
+    assert len(mounts) == 1
+    (mount,) = mounts
+    assert (mount["type"], mount["source"], mount["destination"]) == ("tmpfs", "tmpfs", CLI_DIR)
+    assert "exec" in mount["options"] and "noexec" not in mount["options"]
+    assert {"nosuid", "nodev", "mode=0755"} <= set(mount["options"])
+    assert any(o.startswith("size=") for o in mount["options"])
+
+
+FAKE_DOCKER = """#!/bin/sh
+if [ "$1" = --version ]; then
+    echo "Docker version 28.3.3, build fake"
+    exit 0
+fi
+exit 2
+"""
+
+
+@dataclass
+class CliRun:
+    result: subprocess.CompletedProcess[str]
+    source: Path
+    target: Path
+    console: Path
+
+    @property
+    def console_text(self) -> str:
+        return self.console.read_text() if self.console.exists() else ""
+
+
+def _install_cli(
+    shell: tuple[str, ...],
+    root: Path,
+    *,
+    docker: str | None = FAKE_DOCKER,
+    mode: int = 0o700,
+    target: str | None = None,
+) -> CliRun:
+    """Run install-docker-cli with its paths moved under root (nothing outside it)."""
+    source = root / "image" / "usr" / "bin" / "docker"
+    source.parent.mkdir(parents=True)
+    if docker is not None:
+        source.write_text(docker)
+        source.chmod(mode)
+    target_path = root / "run" / "linuxkit-swarm" / "bin" / "docker"
+    console = root / "console"
+    console.touch()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C",
+        "LKS_DOCKER_CLI_SOURCE": str(source),
+        "LKS_DOCKER_CLI_TARGET": str(target_path) if target is None else target,
+        "LKS_CONSOLE": str(console),
+    }
+    result = subprocess.run(
+        [*shell, str(INSTALL_DOCKER_CLI)],
+        env=env,
+        cwd=root,  # a relative target lands here, if anywhere
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return CliRun(result, source, target_path, console)
+
+
+def _assert_not_installed(run: CliRun, problem: str) -> None:
+    assert run.result.returncode == 1
+    assert not run.target.exists()
+    # On the console, where an operator looks, and in the onboot log.
+    assert problem in run.console_text and problem in run.result.stderr
+    assert "SSH sessions on this node have no docker CLI (the node boots on)" in run.console_text
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=" ".join)
+@pytest.mark.parametrize("existing", ["none", "directory", "older copy"])
+def test_install_docker_cli_copies_the_binary(tmp_path: Path, shell: tuple[str, ...], existing: str) -> None:
+    bin_dir = tmp_path / "run" / "linuxkit-swarm" / "bin"
+    if existing != "none":  # on a node, the step's tmpfs mount has made the directory
+        bin_dir.mkdir(parents=True)
+    if existing == "older copy":
+        (bin_dir / "docker").write_text("#!/bin/sh\necho old\n")
+    run = _install_cli(shell, tmp_path)
+    assert run.result.returncode == 0, run.result.stderr
+    assert run.target.read_bytes() == run.source.read_bytes()
+    assert not run.target.is_symlink()
+    assert stat.S_IMODE(run.target.stat().st_mode) == 0o755  # the image's mode was 0700
+    assert sorted(p.name for p in bin_dir.iterdir()) == ["docker"]  # the binary alone, no temp file
+    assert "Docker version 28.3.3, build fake" in run.result.stderr
+    assert run.console_text == ""
+    copied = subprocess.run([str(run.target), "--version"], capture_output=True, text=True, check=False)
+    assert copied.returncode == 0 and copied.stdout.startswith("Docker version")
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=" ".join)
+@pytest.mark.parametrize(
+    ("docker", "mode"), [(None, 0o700), (FAKE_DOCKER, 0o644)], ids=["missing", "not-executable"]
+)
+def test_install_docker_cli_without_a_cli_in_the_image(
+    tmp_path: Path, shell: tuple[str, ...], docker: str | None, mode: int
+) -> None:
+    _assert_not_installed(
+        _install_cli(shell, tmp_path, docker=docker, mode=mode), "missing or not executable"
+    )
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=" ".join)
+def test_install_docker_cli_removes_a_copy_that_cannot_run(tmp_path: Path, shell: tuple[str, ...]) -> None:
+    # As on a noexec /run, or a binary whose loader is missing: exec fails.
+    run = _install_cli(shell, tmp_path, docker="#!/nonexistent/ld-musl\n")
+    _assert_not_installed(run, "does not run")
+    assert "noexec" in run.console_text
+    assert list(run.target.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=" ".join)
+def test_install_docker_cli_does_not_write_through_a_symlink(tmp_path: Path, shell: tuple[str, ...]) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "run" / "linuxkit-swarm").mkdir(parents=True)
+    (tmp_path / "run" / "linuxkit-swarm" / "bin").symlink_to(elsewhere)
+    run = _install_cli(shell, tmp_path)
+    assert run.result.returncode == 1
+    assert "symbolic link" in run.console_text
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=" ".join)
+def test_install_docker_cli_reports_a_directory_it_cannot_create(
+    tmp_path: Path, shell: tuple[str, ...]
+) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "linuxkit-swarm").write_text("a file, not a directory\n")
+    run = _install_cli(shell, tmp_path)
+    assert run.result.returncode == 1
+    assert "cannot create" in run.console_text
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=" ".join)
+@pytest.mark.parametrize("target", ["relative", "directory"])
+def test_install_docker_cli_refuses_a_target_that_is_not_a_file_path(
+    tmp_path: Path, shell: tuple[str, ...], target: str
+) -> None:
+    # Never an empty one (that means the default, /run/linuxkit-swarm/bin/docker) or
+    # any path outside tmp_path: the script must not touch this machine.
+    bin_dir = tmp_path / "run" / "linuxkit-swarm" / "bin"
+    path = "docker" if target == "relative" else f"{bin_dir}/"
+    run = _install_cli(shell, tmp_path, target=path)
+    assert run.result.returncode == 1
+    assert "must be an absolute file path" in run.console_text
+    assert not bin_dir.exists()
