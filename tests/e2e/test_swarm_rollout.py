@@ -122,6 +122,7 @@ def swarm(container_sim: vcsim_script.Vcsim, tmp_path_factory: pytest.TempPathFa
     config = {
         **base_config(container_sim),
         "linuxkit-swarm:folder": "Linux/lks-swarm-e2e",
+        "linuxkit-swarm:cluster": vcsim_script.CLUSTER,
         "linuxkit-swarm:managers": {"count": 3, "namePrefix": "lks-node-m", **pool},
         "linuxkit-swarm:workers": {"count": 3, "namePrefix": "lks-node-w", **pool},
         "linuxkit-swarm:rollout": {"maxUnavailable": 1, "drainTimeout": 60, "readyTimeout": 120},
@@ -172,6 +173,16 @@ def test_one_up_forms_a_swarm_of_3_managers_and_3_workers(swarm: Swarm) -> None:
     assert {n for n, d in nodes.items() if d["role"] == "manager"} == set(MANAGERS)
     identity = outputs["imageHash"]
     assert {d["image"] for d in nodes.values()} == {identity}
+    # DRS keeps the managers on different hosts: the rule is in the cluster.
+    si = swarm.sim.connect()
+    try:
+        cluster = si.RetrieveContent().searchIndex.FindByInventoryPath(
+            f"{vcsim_script.DATACENTER}/host/{vcsim_script.CLUSTER}"
+        )
+        rules = [(r.name, sorted(vm.name for vm in r.vm)) for r in cluster.configurationEx.rule]
+    finally:
+        Disconnect(si)
+    assert rules == [(f"{vcsim_script.PARENT_FOLDER}/Linux/lks-swarm-e2e managers apart", MANAGERS)]
     # The token is a secret in the stack's state and outputs.
     export = swarm.stack.pulumi("stack", "export").stdout
     assert token not in export
