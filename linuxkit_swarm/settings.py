@@ -158,11 +158,6 @@ class Settings:
     cluster: str | None = None
     """Compute cluster for the managers' DRS anti-affinity rule."""
 
-    @property
-    def pools(self) -> tuple[NodePoolSettings, ...]:
-        """Managers (if any) first, then workers: the rollout order."""
-        return (self.managers, self.workers) if self.managers else (self.workers,)
-
 
 _MISSING = object()
 

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from linuxkit_swarm.rollout import (
     Node,
     check_manager_count,
+    deployment_problems,
     manager_change_problem,
     rollout_batches,
 )
@@ -56,3 +57,18 @@ def test_manager_changes() -> None:
     problem = manager_change_problem(["m0", "m1", "m2"], ["n0", "n1", "n2"])
     assert problem is not None and "no current manager (m0, m1, m2) stays" in problem
     assert "at least one manager" in (manager_change_problem(["m0"], []) or "")
+
+
+def test_deployment_problems_name_the_key_and_the_way_out() -> None:
+    running = {"m0": "manager", "m1": "manager", "m2": "manager", "w0": "worker"}
+    assert deployment_problems(["m0", "m1", "m2"], ["w0", "w1"], running) == []
+    assert deployment_problems(["m0"], ["w0"], running) == []  # 3 -> 1, one demotion after the other
+    assert deployment_problems(["m0", "m1", "m2"], [], {}) == []  # a new swarm
+    (gone,) = deployment_problems([], ["w0"], running)
+    assert "removing the managers pool would leave the workers without a swarm" in gone
+    (replaced,) = deployment_problems(["n0", "n1", "n2"], ["w0"], running)
+    assert replaced.startswith("linuxkit-swarm:managers: no current manager (m0, m1, m2) stays")
+    (moved,) = deployment_problems(["m0", "m1", "m2", "w0", "m9"], [], running)
+    assert "w0 runs as a worker" in moved
+    (demoted,) = deployment_problems(["m0", "m2", "x"], ["m1"], running)
+    assert demoted.startswith("linuxkit-swarm:workers: m1 runs as a manager")
