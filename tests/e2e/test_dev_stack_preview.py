@@ -39,6 +39,7 @@ def test_dev_stack_previews_folders_vms_and_image_steps(
     assert {k: v for k, v in steps.items() if v == "create"} == {
         "linuxkit-swarm-e2e": "create",
         "os-image": "create",
+        "folders": "create",
         "workers": "create",
         "os-image-build": "create",
         "os-image-push": "create",
