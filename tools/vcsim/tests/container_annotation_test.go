@@ -19,27 +19,8 @@ func TestContainerVMKeepsItsAnnotation(t *testing.T) {
 	ctx, client := connect(t, VPX())
 	c := client.Client
 
-	vmFolder, pool := clusterPlacement(ctx, t, c)
 	const notes = "linuxkit-swarm e2e: worker"
-	spec := types.VirtualMachineConfigSpec{
-		Name:       "annotated-container",
-		GuestId:    string(types.VirtualMachineGuestOsIdentifierOtherGuest),
-		Annotation: notes,
-		Files:      &types.VirtualMachineFileInfo{VmPathName: "[LocalDS_0]"},
-		ExtraConfig: []types.BaseOptionValue{
-			&types.OptionValue{Key: ContainerBackingOptionKey, Value: "example/guest:1"},
-			&types.OptionValue{Key: "RUN.mountdmi", Value: "false"},
-		},
-	}
-	task, err := vmFolder.CreateVM(ctx, spec, pool, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := task.WaitForResultEx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm := object.NewVirtualMachine(c, info.Result.(types.ManagedObjectReference))
+	vm := containerVM(ctx, t, c, types.VirtualMachineConfigSpec{Name: "annotated-container", Annotation: notes})
 	check := func(step string) {
 		t.Helper()
 		var props mo.VirtualMachine
@@ -51,21 +32,10 @@ func TestContainerVMKeepsItsAnnotation(t *testing.T) {
 		}
 	}
 
-	for _, step := range []struct {
-		name string
-		op   func() (*object.Task, error)
-	}{
-		{"power on", func() (*object.Task, error) { return vm.PowerOn(ctx) }},
-		{"power off", func() (*object.Task, error) { return vm.PowerOff(ctx) }},
-		{"power on again", func() (*object.Task, error) { return vm.PowerOn(ctx) }},
-	} {
-		task, err := step.op()
-		if err == nil {
-			err = task.Wait(ctx)
-		}
-		if err != nil {
-			t.Fatalf("%s: %s", step.name, err)
-		}
-		check(step.name)
-	}
+	runTask(ctx, t, "power on", func() (*object.Task, error) { return vm.PowerOn(ctx) })
+	check("power on")
+	runTask(ctx, t, "power off", func() (*object.Task, error) { return vm.PowerOff(ctx) })
+	check("power off")
+	runTask(ctx, t, "power on again", func() (*object.Task, error) { return vm.PowerOn(ctx) })
+	check("power on again")
 }

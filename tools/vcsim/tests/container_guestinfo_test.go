@@ -167,26 +167,10 @@ func TestContainerGuestInfoFollowsReconfigure(t *testing.T) {
 		}
 	}
 
-	vmFolder, pool := clusterPlacement(ctx, t, c)
-	spec := types.VirtualMachineConfigSpec{
-		Name:    "guestinfo-container",
-		GuestId: string(types.VirtualMachineGuestOsIdentifierOtherGuest),
-		Files:   &types.VirtualMachineFileInfo{VmPathName: "[LocalDS_0]"},
-		ExtraConfig: []types.BaseOptionValue{
-			&types.OptionValue{Key: ContainerBackingOptionKey, Value: "example/guest:1"},
-			&types.OptionValue{Key: "RUN.mountdmi", Value: "false"},
-			&types.OptionValue{Key: "guestinfo.a", Value: "1"},
-		},
-	}
-	task, err := vmFolder.CreateVM(ctx, spec, pool, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := task.WaitForResultEx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm := object.NewVirtualMachine(c, info.Result.(types.ManagedObjectReference))
+	vm := containerVM(ctx, t, c, types.VirtualMachineConfigSpec{
+		Name:        "guestinfo-container",
+		ExtraConfig: []types.BaseOptionValue{&types.OptionValue{Key: "guestinfo.a", Value: "1"}},
+	})
 	reconfigure := func(key, value string) {
 		t.Helper()
 		wait(vm.Reconfigure(ctx, types.VirtualMachineConfigSpec{

@@ -24,35 +24,7 @@ func TestContainerVMReportsItsNetworkAfterRestart(t *testing.T) {
 	ctx, client := connect(t, VPX())
 	c := client.Client
 
-	vmFolder, pool := clusterPlacement(ctx, t, c)
-	spec := types.VirtualMachineConfigSpec{
-		Name:    "restarted-container",
-		GuestId: string(types.VirtualMachineGuestOsIdentifierOtherGuest),
-		Files:   &types.VirtualMachineFileInfo{VmPathName: "[LocalDS_0]"},
-		ExtraConfig: []types.BaseOptionValue{
-			&types.OptionValue{Key: ContainerBackingOptionKey, Value: "example/guest:1"},
-			&types.OptionValue{Key: "RUN.mountdmi", Value: "false"},
-		},
-	}
-	task, err := vmFolder.CreateVM(ctx, spec, pool, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := task.WaitForResultEx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm := object.NewVirtualMachine(c, info.Result.(types.ManagedObjectReference))
-	run := func(step string, op func() (*object.Task, error)) {
-		t.Helper()
-		task, err := op()
-		if err == nil {
-			err = task.Wait(ctx)
-		}
-		if err != nil {
-			t.Fatalf("%s: %s", step, err)
-		}
-	}
+	vm := containerVM(ctx, t, c, types.VirtualMachineConfigSpec{Name: "restarted-container"})
 	ip := func() string {
 		t.Helper()
 		var props mo.VirtualMachine
@@ -62,12 +34,12 @@ func TestContainerVMReportsItsNetworkAfterRestart(t *testing.T) {
 		return props.Guest.IpAddress
 	}
 
-	run("power on", func() (*object.Task, error) { return vm.PowerOn(ctx) })
+	runTask(ctx, t, "power on", func() (*object.Task, error) { return vm.PowerOn(ctx) })
 	if got := ip(); got != "172.17.0.2" {
 		t.Fatalf("after the first power-on: guest IP %q, want 172.17.0.2", got)
 	}
-	run("power off", func() (*object.Task, error) { return vm.PowerOff(ctx) })
-	run("power on again", func() (*object.Task, error) { return vm.PowerOn(ctx) })
+	runTask(ctx, t, "power off", func() (*object.Task, error) { return vm.PowerOff(ctx) })
+	runTask(ctx, t, "power on again", func() (*object.Task, error) { return vm.PowerOn(ctx) })
 	if got := ip(); got != "172.17.0.3" {
 		t.Errorf("after power on of the same container: guest IP %q, want its current 172.17.0.3", got)
 	}

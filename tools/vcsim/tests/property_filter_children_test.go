@@ -26,32 +26,8 @@ func TestFilterOnSubPropertySeesAutoUpdate(t *testing.T) {
 	ctx, client := connect(t, VPX())
 	c := client.Client
 
-	vmFolder, pool := clusterPlacement(ctx, t, c)
-	spec := types.VirtualMachineConfigSpec{
-		Name:    "self-stopping-container",
-		GuestId: string(types.VirtualMachineGuestOsIdentifierOtherGuest),
-		Files:   &types.VirtualMachineFileInfo{VmPathName: "[LocalDS_0]"},
-		ExtraConfig: []types.BaseOptionValue{
-			&types.OptionValue{Key: ContainerBackingOptionKey, Value: "example/guest:1"},
-			&types.OptionValue{Key: "RUN.mountdmi", Value: "false"},
-		},
-	}
-	task, err := vmFolder.CreateVM(ctx, spec, pool, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := task.WaitForResultEx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm := object.NewVirtualMachine(c, info.Result.(types.ManagedObjectReference))
-	task, err = vm.PowerOn(ctx)
-	if err == nil {
-		err = task.Wait(ctx)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	vm := containerVM(ctx, t, c, types.VirtualMachineConfigSpec{Name: "self-stopping-container"})
+	runTask(ctx, t, "power on", func() (*object.Task, error) { return vm.PowerOn(ctx) })
 
 	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
