@@ -2,6 +2,7 @@
 # Builds the pinned toolchain into a per-version cache outside the repo and installs
 # the provider plugins into PULUMI_HOME:
 #   - the Pulumi CLI from its Go module (wrapper tools/go/pulumi),
+#   - actionlint from its Go module (wrapper tools/go/actionlint),
 #   - from the upstream snapshots in $LKS_THIRD_PARTY (sha256 verified first; their
 #     Go dependencies come from the module proxy): the Python language host,
 #     pulumi-resource-vsphere, pulumi-resource-command, linuxkit, vcsim and govc
@@ -10,7 +11,7 @@
 # installed instead (see tools/README.md). Idempotent: a built tool is skipped.
 #
 #   tools/build.sh                 # everything
-#   tools/build.sh vcsim govc      # only some: pulumi vcsim govc command vsphere linuxkit
+#   tools/build.sh vcsim govc      # only some: pulumi vcsim govc lks-vcsim command vsphere linuxkit actionlint
 #
 # Environment: LKS_TOOLS_ROOT (default ~/.cache/linuxkit-swarm/tools), LKS_THIRD_PARTY.
 set -euo pipefail
@@ -20,7 +21,7 @@ TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$TOOLS_DIR/env.sh" 2>/dev/null
 ROOT="$LKS_TOOLS_ROOT"
 
-ALL_TOOLS=(pulumi vcsim govc lks-vcsim command vsphere linuxkit)
+ALL_TOOLS=(pulumi vcsim govc lks-vcsim command vsphere linuxkit actionlint)
 
 usage() {
   echo "usage: $0 [${ALL_TOOLS[*]}]" >&2
@@ -279,6 +280,28 @@ verify_linuxkit() {
   echo "${out//$'\n'/, }"
 }
 
+# ---------------------------------------------------------------- actionlint
+# Lints the GitHub workflows (tests/lint). Its module comes from the proxy, pinned
+# with its dependencies by the wrapper module (go.mod + go.sum, -mod=readonly).
+build_actionlint() {
+  local dir="$LKS_ACTIONLINT_DIR"
+  have_all "$dir" actionlint && return 10
+  stage "$dir"
+  (cd "$TOOLS_DIR/go/actionlint" && gobuild -o "$dir/bin.tmp/actionlint" \
+    -ldflags "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" \
+    github.com/rhysd/actionlint/cmd/actionlint)
+  publish "$dir"
+}
+verify_actionlint() {
+  local bin="$LKS_ACTIONLINT_DIR/bin/actionlint" got mod
+  got="$("$bin" -version | head -n1)"
+  [[ "$got" == "$ACTIONLINT_VERSION" ]] || die "actionlint -version: got '$got', want $ACTIONLINT_VERSION"
+  # The upstream module at that version, not a look-alike: its Go build info says so.
+  mod="$(go version -m "$bin" | awk '$1 == "mod" {print $2, $3}')"
+  [[ "$mod" == "github.com/rhysd/actionlint v$ACTIONLINT_VERSION" ]] || die "actionlint build info: module '$mod'"
+  echo "actionlint $got"
+}
+
 # ---------------------------------------------------------------- plugins
 # Installs FILE as plugin NAME VERSION unless PULUMI_HOME already has that very file.
 install_plugin() { # name version file
@@ -297,7 +320,7 @@ requested=("$@")
 [[ ${#requested[@]} -gt 0 ]] || requested=("${ALL_TOOLS[@]}")
 for t in "${requested[@]}"; do
   case "$t" in
-    pulumi | vcsim | govc | lks-vcsim | command | vsphere | linuxkit) ;;
+    pulumi | vcsim | govc | lks-vcsim | command | vsphere | linuxkit | actionlint) ;;
     -h | --help) usage ;;
     *) log "unknown tool: $t"; usage ;;
   esac

@@ -42,10 +42,13 @@ LKS_VCSIM_CHECKS_HASH="$(_lks_files_hash vcsim/assemble.sh vcsim/patches vcsim/t
 LKS_VSPHERE_DIR="$LKS_TOOLS_ROOT/pulumi-resource-vsphere-v$VSPHERE_VERSION-${VSPHERE_SHA256:0:8}-${TFVSPHERE_SHA256:0:8}"
 LKS_COMMAND_DIR="$LKS_TOOLS_ROOT/pulumi-resource-command-v$COMMAND_VERSION-${COMMAND_SHA256:0:8}"
 LKS_LINUXKIT_DIR="$LKS_TOOLS_ROOT/linuxkit-v$LINUXKIT_VERSION-${LINUXKIT_SHA256:0:8}"
-export LKS_PULUMI_DIR LKS_GOVMOMI_DIR LKS_LKSVCSIM_DIR LKS_VSPHERE_DIR LKS_COMMAND_DIR LKS_LINUXKIT_DIR LKS_VCSIM_CHECKS_HASH
+# actionlint: keyed by its wrapper module (go.mod, go.sum pin it and its dependencies).
+LKS_ACTIONLINT_DIR="$LKS_TOOLS_ROOT/actionlint-v$ACTIONLINT_VERSION-$(_lks_files_hash go/actionlint)"
+export LKS_PULUMI_DIR LKS_GOVMOMI_DIR LKS_LKSVCSIM_DIR LKS_VSPHERE_DIR LKS_COMMAND_DIR LKS_LINUXKIT_DIR LKS_ACTIONLINT_DIR
+export LKS_VCSIM_CHECKS_HASH
 
 # Prepend each built tool's bin dir once (re-sourcing does not grow PATH).
-for _lks_dir in "$LKS_LINUXKIT_DIR" "$LKS_VSPHERE_DIR" "$LKS_COMMAND_DIR" "$LKS_LKSVCSIM_DIR" "$LKS_GOVMOMI_DIR" "$LKS_PULUMI_DIR"; do
+for _lks_dir in "$LKS_ACTIONLINT_DIR" "$LKS_LINUXKIT_DIR" "$LKS_VSPHERE_DIR" "$LKS_COMMAND_DIR" "$LKS_LKSVCSIM_DIR" "$LKS_GOVMOMI_DIR" "$LKS_PULUMI_DIR"; do
   if [ -d "$_lks_dir/bin" ]; then
     case ":$PATH:" in
       *":$_lks_dir/bin:"*) ;;
