@@ -27,7 +27,10 @@ plan = plan_image(settings.image)
 deployed = inventory.deployed_nodes(settings.vcenter, settings.site)
 manager_names = settings.managers.names if settings.managers else ()
 problems = deployment_problems(
-    manager_names, settings.workers.names, {n: d.role for n, d in deployed.items()}
+    manager_names,
+    settings.workers.names,
+    {n: d.role for n, d in deployed.items()},
+    allow_data_loss=settings.allow_data_loss,
 )
 if problems:
     raise SettingsError(problems)
@@ -85,6 +88,7 @@ worker_args = SwarmNodePoolArgs(
     bootstrapped=frozenset(n for n, d in deployed.items() if d.bootstrap),
     max_unavailable=settings.rollout.max_unavailable,
     cluster=settings.cluster,
+    protect=not settings.allow_data_loss,
     annotation=f"linuxkit-swarm {pulumi.get_project()}/{pulumi.get_stack()}",
 )
 managers = None

@@ -92,6 +92,8 @@ class SwarmNodePoolArgs:
     """Compute cluster for a DRS anti-affinity rule that keeps a manager pool's VMs apart."""
     annotation: str = ""
     """Text shown in vCenter's notes for every VM, before ``: <role>``."""
+    protect: bool = True
+    """Pulumi refuses to delete or replace the VMs (and their swarm membership)."""
 
 
 @dataclass
@@ -308,6 +310,7 @@ class SwarmNodePool(pulumi.ComponentResource):
                     depends_on=[drain] if drain else after,
                     # A replacement keeps the VM name, which vSphere allows only once.
                     delete_before_replace=True,
+                    protect=args.protect,
                 ),
             ),
         )
@@ -329,7 +332,11 @@ class SwarmNodePool(pulumi.ComponentResource):
             delete=swarm_steps.REMOVE,
             environment={k: v for k, v in steps.items() if k not in ("LKS_ROLLOUT", "LKS_IMAGE")},
             dir=access.project_dir,
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[vm, *member_after])),
+            # Protected with its VM: the engine refuses a protected delete only when it
+            # reaches it, after this dependent step would have left the swarm.
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[vm, *member_after], protect=args.protect)
+            ),
         )
         return _Node(vm, ready, member)
 

@@ -17,6 +17,7 @@ from typing import Any, Final, Literal
 
 Kind = Literal["string", "integer", "boolean", "array", "object"]
 
+ENVIRONMENTS: Final = ("production", "staging", "dev")  # values of `environment`
 PROJECT: Final = "linuxkit-swarm"  # the project namespace, Pulumi.yaml's `name`
 VSPHERE: Final = "vsphere"  # the vSphere provider's namespace
 
@@ -237,6 +238,20 @@ PROJECT_KEYS: Final[tuple[Key, ...]] = (
         "managers on different hosts",
         default="",
         default_doc="unset: no rule",
+    ),
+    Key(
+        "environment",
+        "string",
+        "what the stack is: `production`, `staging` or `dev`; the policy pack allows "
+        "`allowUnverifiedSsl` only outside production and `image.insecureConsole` only on dev",
+        default="production",
+    ),
+    Key(
+        "allowDataLoss",
+        "boolean",
+        "VMs and their data disks may be deleted or replaced (scale-in, renames, `--replace`, "
+        "`destroy`); false: every VM is `protect`ed and such a change fails at preview",
+        default=False,
     ),
     Key(
         "swarmManagerAddress",

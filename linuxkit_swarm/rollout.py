@@ -68,10 +68,22 @@ def manager_change_problem(before: Sequence[str], after: Sequence[str]) -> str |
 
 
 def deployment_problems(
-    managers: Sequence[str], workers: Sequence[str], deployed_roles: Mapping[str, str]
+    managers: Sequence[str],
+    workers: Sequence[str],
+    deployed_roles: Mapping[str, str],
+    *,
+    allow_data_loss: bool = False,
 ) -> list[str]:
     """Why the configured pools cannot replace what runs now (VM name -> role), if they cannot."""
     problems = []
+    removed = sorted(set(deployed_roles) - set(managers) - set(workers))
+    if removed and not allow_data_loss:
+        problems.append(
+            f"linuxkit-swarm:allowDataLoss is false, and this change would delete "
+            f"{', '.join(removed)} with {'its' if len(removed) == 1 else 'their'} data disk: "
+            "the VMs are protected. To remove nodes, set allowDataLoss to true and run "
+            "`pulumi up` (that only lifts the protection), then remove them"
+        )
     before = [name for name, role in deployed_roles.items() if role == "manager"]
     if before and not managers:
         problems.append(

@@ -157,6 +157,10 @@ class Settings:
     rollout: RolloutSettings = RolloutSettings(1, 300, 600)
     cluster: str | None = None
     """Compute cluster for the managers' DRS anti-affinity rule."""
+    environment: str = "production"
+    """``production``, ``staging`` or ``dev`` (the policy pack's rules depend on it)."""
+    allow_data_loss: bool = False
+    """VMs may be deleted or replaced; otherwise every VM is protected."""
 
 
 _MISSING = object()
@@ -330,6 +334,10 @@ def parse_settings(
     swarm = _parse_swarm(r, p, set(secret_keys), managed=managers is not None)
     rollout = _parse_rollout(r, p)
     cluster = p.string("cluster")
+    environment = p.string("environment")
+    if environment not in config_schema.ENVIRONMENTS:
+        r.fail(p.key("environment"), environment, "one of " + ", ".join(config_schema.ENVIRONMENTS))
+    allow_data_loss = p.boolean("allowDataLoss")
     if managers is not None:
         _check_pools_disjoint(r, p, managers, workers)
     if r.problems:
@@ -343,6 +351,8 @@ def parse_settings(
         managers=managers,
         rollout=rollout,
         cluster=cluster or None,
+        environment=environment,
+        allow_data_loss=allow_data_loss,
     )
 
 

@@ -159,6 +159,9 @@ def base_config(simulator: vcsim_script.Vcsim) -> dict[str, Any]:
         "linuxkit-swarm:datastore": vcsim_script.DATASTORE,
         "linuxkit-swarm:network": vcsim_script.NETWORK,
         "linuxkit-swarm:parentFolder": vcsim_script.PARENT_FOLDER,
+        # Test stacks are torn down at the end; the protection has tests of its own.
+        "linuxkit-swarm:environment": "dev",
+        "linuxkit-swarm:allowDataLoss": "true",
         # The real `linuxkit push vcenter` uploads a placeholder ISO: building a real
         # one needs a Docker engine with registry access.
         "linuxkit-swarm:image": {"prebuiltIso": ".build/placeholder/linuxkit-swarm-placeholder.iso"},

@@ -61,14 +61,32 @@ def test_manager_changes() -> None:
 
 def test_deployment_problems_name_the_key_and_the_way_out() -> None:
     running = {"m0": "manager", "m1": "manager", "m2": "manager", "w0": "worker"}
-    assert deployment_problems(["m0", "m1", "m2"], ["w0", "w1"], running) == []
-    assert deployment_problems(["m0"], ["w0"], running) == []  # 3 -> 1, one demotion after the other
-    assert deployment_problems(["m0", "m1", "m2"], [], {}) == []  # a new swarm
-    (gone,) = deployment_problems([], ["w0"], running)
+
+    def problems(managers: list[str], workers: list[str], roles: dict[str, str]) -> list[str]:
+        return deployment_problems(managers, workers, roles, allow_data_loss=True)
+
+    assert problems(["m0", "m1", "m2"], ["w0", "w1"], running) == []
+    assert problems(["m0"], ["w0"], running) == []  # 3 -> 1, one demotion after the other
+    assert problems(["m0", "m1", "m2"], [], {}) == []  # a new swarm
+    (gone,) = problems([], ["w0"], running)
     assert "removing the managers pool would leave the workers without a swarm" in gone
-    (replaced,) = deployment_problems(["n0", "n1", "n2"], ["w0"], running)
+    (replaced,) = problems(["n0", "n1", "n2"], ["w0"], running)
     assert replaced.startswith("linuxkit-swarm:managers: no current manager (m0, m1, m2) stays")
-    (moved,) = deployment_problems(["m0", "m1", "m2", "w0", "m9"], [], running)
+    (moved,) = problems(["m0", "m1", "m2", "w0", "m9"], [], running)
     assert "w0 runs as a worker" in moved
-    (demoted,) = deployment_problems(["m0", "m2", "x"], ["m1"], running)
+    (demoted,) = problems(["m0", "m2", "x"], ["m1"], running)
     assert demoted.startswith("linuxkit-swarm:workers: m1 runs as a manager")
+
+
+def test_removing_a_running_node_needs_allow_data_loss() -> None:
+    running = {"m0": "manager", "w0": "worker", "w1": "worker"}
+    assert deployment_problems(["m0"], ["w0", "w1", "w2"], running) == []  # growing is always fine
+    (refused,) = deployment_problems(["m0"], ["w0"], running)
+    assert refused.startswith("linuxkit-swarm:allowDataLoss is false")
+    assert "would delete w1 with its data disk" in refused
+    (both,) = deployment_problems(["m0"], [], {**running, "w2": "worker"})
+    assert "delete w0, w1, w2 with their data disk" in both
+    # A renamed pool deletes every old VM: refused the same way.
+    (renamed,) = deployment_problems(["m0"], ["x0", "x1"], running)
+    assert "delete w0, w1" in renamed
+    assert deployment_problems(["m0"], ["w0"], running, allow_data_loss=True) == []

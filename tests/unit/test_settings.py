@@ -187,6 +187,14 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
         ["swarmJoinToken is set but", "swarmManagerAddress"],
     ),
     "address without token": (_drop("swarmJoinToken"), ["swarmManagerAddress is set but", "swarmJoinToken"]),
+    "unknown environment": (
+        _set("environment", "prod"),
+        ["linuxkit-swarm:environment = 'prod'", "one of production, staging, dev"],
+    ),
+    "allowDataLoss not a boolean": (
+        _set("allowDataLoss", "yes"),
+        ["linuxkit-swarm:allowDataLoss = 'yes'", "true or false"],
+    ),
     "bad ssh key": (
         _set("sshAuthorizedKeys", ["ssh-rsa AAAAB3Nza"]),
         ["sshAuthorizedKeys[0] = 'ssh-rsa AAAAB3Nza'", "OpenSSH public key"],
@@ -271,6 +279,11 @@ def test_dev_config_parses_to_typed_settings() -> None:
     assert settings.image.name == "docker" and settings.image.iso_folder == "linuxkit"
     assert isinstance(settings.swarm.join_token, Secret)
     assert TOKEN not in repr(settings) and PASSWORD not in repr(settings)
+    # Safe defaults: a stack is production and its VMs are protected unless it says otherwise.
+    assert (settings.environment, settings.allow_data_loss) == ("production", False)
+    project.update(environment="dev", allowDataLoss="true")
+    settings = parse_settings(project, vsphere, base_dir=PROJECT_DIR, secret_keys=_SECRETS)
+    assert (settings.environment, settings.allow_data_loss) == ("dev", True)
 
 
 def test_settings_are_immutable() -> None:

@@ -218,8 +218,31 @@ def test_scale_in_removes_from_the_swarm_before_the_vm_and_managers_one_by_one(
 
 
 def test_scale_in_3_to_1_managers_is_allowed(project: dict[str, Any], vsphere: dict[str, Any]) -> None:
-    program = run(managed(project, managers={"names": ["m0"]}), vsphere, all_running())
+    project = managed(project, managers={"names": ["m0"]}, allowDataLoss=True)
+    program = run(project, vsphere, all_running())
     assert "m1" not in program.vms()
+    assert not any(r.request.protect for r in program.registrations)
+
+
+def test_vms_and_memberships_are_protected_by_default(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    program = run(managed(project), vsphere, all_running())
+    protected = {r.name for r in program.registrations if r.request.protect}
+    vms = {r.name for r in program.of_type(VM_TYPE)}
+    members = {r.name for r in program.of_type(COMMAND_TYPE) if r.name.endswith("-member")}
+    assert vms and members and protected == vms | members
+
+
+def test_scale_in_without_allow_data_loss_is_refused_before_any_registration(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    project = managed(project, managers={"names": ["m0"]})
+    error, program = run_program_failing(project, vsphere, SECRET_KEYS, deployed=all_running())
+    assert isinstance(error, SettingsError)
+    assert "linuxkit-swarm:allowDataLoss is false" in str(error)
+    assert "would delete m1, m2 with their data disk" in str(error)
+    assert program.registrations == []
 
 
 @pytest.mark.parametrize(
