@@ -239,7 +239,8 @@ def _step(raw: Any, where: str, kind_key: str) -> Step:
     if not isinstance(urn, str):
         raise PreviewError(f"{where} has no urn")
     _urn_parts(urn, where)
-    diff = raw.get("detailedDiff") or {}
+    diff = raw.get("detailedDiff")
+    diff = {} if diff is None else diff
     if not isinstance(diff, dict):
         raise PreviewError(f"{where}.detailedDiff is not an object")
     detailed = []
@@ -447,10 +448,9 @@ def _risk_line(risk: Risk) -> str:
 
 def _policy_line(p: PolicyViolation) -> str:
     name = f"{p.pack}/{p.policy}" if p.pack else p.policy
-    where = (
-        f" on `{_urn_parts(p.urn)[3]}`" if p.urn.startswith("urn:pulumi:") and p.urn.count("::") >= 3 else ""
-    )
-    message = _clean(p.message).replace("\n", " ")
+    where = f" on `{p.urn.rsplit('::', 1)[-1]}`" if p.urn else ""
+    # The engine sends the policy's description, then the violation, as two lines.
+    message = "; ".join(line.strip() for line in _clean(p.message).splitlines() if line.strip())
     return f"- `{name}` ({p.level or 'advisory'}){where}: {message}"
 
 
