@@ -9,12 +9,15 @@ bash scripts/bootstrap-venv.sh
 
 # Debian packages the tests run: jq (inside the guest scripts under test), patch
 # (applies the simulator patches), gcc (the simulator's -race tests), ssh (the
-# stack's swarm steps and the tests log in to container-backed nodes). The Docker
-# engine and debootstrap come with scripts/docker-engine.sh and node-image.sh.
+# stack's swarm steps and the tests log in to container-backed nodes), postgresql
+# (the shared-state tests run their own server, scripts/postgres.py; Debian keeps its
+# binaries off PATH, in /usr/lib/postgresql/<version>/bin). The Docker engine and
+# debootstrap come with scripts/docker-engine.sh and node-image.sh.
 missing=()
 for pair in jq:jq patch:patch gcc:gcc ssh:openssh-client ssh-keygen:openssh-client; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
+compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
