@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create or refresh .venv from the pinned requirements. Re-installs only when
-# requirements*.txt changed since the last successful install.
+# Create or refresh .venv (the program, from requirements*.txt) and policy/.venv
+# (the policy pack, from policy/requirements.txt). Each re-installs only when its
+# requirements changed since its last successful install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,5 +18,19 @@ want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  echo "$want" > "$stamp"
+fi
+
+# The policy pack's own virtualenv (policy/PulumiPolicy.yaml names it): pulumi-policy
+# needs protobuf 5, the program's SDK runs on protobuf 6. `pulumi preview --policy-pack`
+# installs nothing for a local pack, so it is made here, like .venv.
+if [ ! -x policy/.venv/bin/python ]; then
+  "$python" -m venv policy/.venv
+fi
+stamp=policy/.venv/.requirements.sha256
+want=$(sha256sum < policy/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  policy/.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  policy/.venv/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt
   echo "$want" > "$stamp"
 fi

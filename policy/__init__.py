@@ -1,0 +1,1 @@
+"""linuxkit-swarm's Pulumi policy pack: ``rules`` holds the checks, ``__main__`` the pack."""
