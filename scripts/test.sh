@@ -11,10 +11,11 @@ bash scripts/bootstrap-venv.sh
 # (applies the simulator patches), gcc (the simulator's -race tests), ssh (the
 # stack's swarm steps and the tests log in to container-backed nodes), postgresql
 # (the shared-state tests run their own server, scripts/postgres.py; Debian keeps its
-# binaries off PATH, in /usr/lib/postgresql/<version>/bin). The Docker engine and
-# debootstrap come with scripts/docker-engine.sh and node-image.sh.
+# binaries off PATH, in /usr/lib/postgresql/<version>/bin), shellcheck (actionlint
+# checks the workflows' scripts with it). The Docker engine and debootstrap come with
+# scripts/docker-engine.sh and node-image.sh.
 missing=()
-for pair in jq:jq patch:patch gcc:gcc ssh:openssh-client ssh-keygen:openssh-client; do
+for pair in jq:jq patch:patch gcc:gcc ssh:openssh-client ssh-keygen:openssh-client shellcheck:shellcheck; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql)
