@@ -252,6 +252,12 @@ def _github_drop_policy_pack(p: checks.Pipelines, file: str, job: str) -> None:
             "preview` without",
         ),
         (lambda p: p.gitlab[".up"].update({"script": ["true && pulumi up --yes"]}), "`pulumi up` without"),
+        (
+            lambda p: _preview_script(p).update(
+                {"script": [s.replace(checks.STREAMING_PREVIEW, "") for s in _preview_script(p)["script"]]}
+            ),
+            f"`pulumi preview` without {checks.STREAMING_PREVIEW}",
+        ),
         (lambda p: p.github.pop("deploy.yml"), "github: no job runs `pulumi up`"),
         (lambda p: p.gitlab.pop("preview:dev"), "gitlab: no job runs `pulumi preview`"),
     ],
