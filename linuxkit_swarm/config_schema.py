@@ -112,7 +112,7 @@ WORKER_FIELDS: Final[tuple[Key, ...]] = (
     Key(
         "count",
         "integer",
-        "number of nodes, named `<namePrefix>0..N-1`",
+        "number of nodes (0-5000), named `<namePrefix>0..N-1`",
         default=UNSET,
         default_doc="required unless `names`",
     ),
@@ -123,20 +123,24 @@ WORKER_FIELDS: Final[tuple[Key, ...]] = (
         default=UNSET,
         default_doc="required with `count`",
     ),
-    Key("cpus", "integer", "virtual CPUs per node", default=2),
-    Key("memoryMb", "integer", "memory per node in MB: at least 512, a multiple of 4", default=1024),
-    Key("dataDiskGb", "integer", "size of the thin data disk (`/var/lib/docker`) in GB", default=10),
-    Key("guestId", "string", "vSphere guest OS id", default=DEFAULT_GUEST_ID),
+    Key("cpus", "integer", "virtual CPUs per node (1-768)", default=2),
+    Key(
+        "memoryMb", "integer", "memory per node in MB: 512 to 25165824 (24 TB), a multiple of 4", default=1024
+    ),
+    Key(
+        "dataDiskGb", "integer", "size of the thin data disk (`/var/lib/docker`) in GB (1-63488)", default=10
+    ),
+    Key("guestId", "string", "vSphere guest OS id (e.g. `ubuntu64Guest`)", default=DEFAULT_GUEST_ID),
     Key(
         "waitForGuestNetTimeout",
         "integer",
-        "minutes `pulumi up` waits for an IP address on a new node's NIC; 0 disables the wait",
+        "minutes (0-60) `pulumi up` waits for an IP address on a new node's NIC; 0 disables the wait",
         default=5,
     ),
     Key(
         "waitForGuestIpTimeout",
         "integer",
-        "minutes to wait for the guest IP VMware Tools reports (the older waiter); 0 disables it",
+        "minutes (0-60) to wait for the guest IP VMware Tools reports (the older waiter); 0 disables it",
         default=0,
     ),
     Key(
@@ -173,19 +177,19 @@ ROLLOUT_FIELDS: Final[tuple[Key, ...]] = (
     Key(
         "maxUnavailable",
         "integer",
-        "workers an OS rollout takes down at once (managers always go one at a time)",
+        "workers an OS rollout takes down at once, at least 1 (managers always go one at a time)",
         default=1,
     ),
     Key(
         "drainTimeout",
         "integer",
-        "seconds a rollout or scale-in waits for a drained node's tasks to leave",
+        "seconds (10-3600) a rollout or scale-in waits for a drained node's tasks to leave",
         default=300,
     ),
     Key(
         "readyTimeout",
         "integer",
-        "seconds a rollout waits for an upgraded node to be Ready with the new image",
+        "seconds (10-3600) a rollout waits for an upgraded node to be Ready with the new image",
         default=600,
     ),
 )
@@ -285,7 +289,7 @@ PROJECT_KEYS: Final[tuple[Key, ...]] = (
 
 # The vSphere provider's own keys; the ISO push reads them too.
 VSPHERE_KEYS: Final[tuple[Key, ...]] = (
-    Key("vsphereServer", "string", "vCenter server name or address"),
+    Key("vsphereServer", "string", "vCenter server name or address, optionally `:port` (no `https://`)"),
     Key("user", "string", "vCenter user"),
     Key("password", "string", "vCenter password", secret=True),
     Key("allowUnverifiedSsl", "boolean", "accept a vCenter certificate that does not verify", default=False),

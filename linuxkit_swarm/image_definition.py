@@ -32,6 +32,8 @@ GETTY_SERVICE = "getty"
 
 _TOP_LEVEL_KEYS = {"kernel", "init", "onboot", "onshutdown", "services", "files", "volumes"}
 _IMAGE_SECTIONS = ("onboot", "onshutdown", "services", "volumes")
+_LIST_SECTIONS = ("init", *_IMAGE_SECTIONS, "files")
+_KERNEL_KEYS = ("image", "cmdline", "binary", "tar", "ucode")  # LinuxKit's kernel schema
 
 
 class DefinitionError(ValueError):
@@ -74,6 +76,41 @@ def load_definition(path: Path) -> dict[str, Any]:
     return data
 
 
+def _section(definition: Mapping[str, Any], name: str) -> list[Any]:
+    """A list section's entries; anything else counts as empty (``shape_problems`` reports it)."""
+    value = definition.get(name)
+    return value if isinstance(value, list) else []
+
+
+def shape_problems(definition: Mapping[str, Any]) -> list[str]:
+    """Sections of the wrong type, as LinuxKit's schema would refuse them at build time."""
+    problems = []
+    kernel = definition.get("kernel")
+    if isinstance(kernel, dict):
+        unknown = sorted(set(kernel) - set(_KERNEL_KEYS))
+        if unknown:
+            problems.append(f"kernel has unknown keys {unknown}; LinuxKit accepts {list(_KERNEL_KEYS)}")
+        if not isinstance(kernel.get("image"), str):
+            problems.append("kernel.image must be an image reference (a string)")
+    for name in _LIST_SECTIONS:
+        value = definition.get(name)
+        if value is not None and not isinstance(value, list):
+            problems.append(f"{name} must be a list, not {type(value).__name__} {_short(value)}")
+    for index, image in enumerate(_section(definition, "init")):
+        if not isinstance(image, str):
+            problems.append(f"init[{index}] must be an image reference (a string)")
+    for section in _IMAGE_SECTIONS:
+        for index, entry in enumerate(_section(definition, section)):
+            if isinstance(entry, dict) and not isinstance(entry.get("image", ""), str):
+                problems.append(f"{section}[{index}].image must be an image reference (a string)")
+    return problems
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def structure_problems(definition: Mapping[str, Any]) -> list[str]:
     """LinuxKit's own rules that the YAML schema alone does not show.
 
@@ -83,7 +120,7 @@ def structure_problems(definition: Mapping[str, Any]) -> list[str]:
     problems = []
     for section in _IMAGE_SECTIONS:
         names: set[str] = set()
-        for index, entry in enumerate(definition.get(section) or []):
+        for index, entry in enumerate(_section(definition, section)):
             if not isinstance(entry, dict) or not entry.get("name") or not entry.get("image"):
                 problems.append(f"{section}[{index}] needs both 'name' and 'image'")
                 continue
@@ -91,23 +128,27 @@ def structure_problems(definition: Mapping[str, Any]) -> list[str]:
                 problems.append(f"{section}[{index}]: duplicate name {entry['name']!r}")
             names.add(entry["name"])
     kinds = ("contents", "source", "metadata", "directory", "symlink")
-    for index, entry in enumerate(definition.get("files") or []):
+    for index, entry in enumerate(_section(definition, "files")):
         if not isinstance(entry, dict) or "path" not in entry or len(set(kinds) & set(entry)) != 1:
             problems.append(f"files[{index}] needs 'path' and exactly one of {', '.join(kinds)}")
     return problems
 
 
 def image_references(definition: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """Yield ``(where, image)`` for every image the definition pulls."""
-    kernel = definition.get("kernel") or {}
-    yield "kernel.image", str(kernel.get("image", ""))
-    for index, image in enumerate(definition.get("init") or []):
+    """Yield ``(where, image)`` for every image the definition pulls.
+
+    ``where`` names the section and index, and the entry's name where it has one:
+    ``kernel.image``, ``init[0]``, ``services[2].image (docker)``.
+    """
+    kernel = definition.get("kernel")
+    yield "kernel.image", str(kernel.get("image", "") if isinstance(kernel, dict) else "")
+    for index, image in enumerate(_section(definition, "init")):
         yield f"init[{index}]", str(image)
     for section in _IMAGE_SECTIONS:
-        for index, entry in enumerate(definition.get(section) or []):
-            label = entry.get("name", index) if isinstance(entry, dict) else index
+        for index, entry in enumerate(_section(definition, section)):
+            name = entry.get("name") if isinstance(entry, dict) else None
             image = entry.get("image", "") if isinstance(entry, dict) else ""
-            yield f"{section}[{label}].image", str(image)
+            yield f"{section}[{index}].image" + (f" ({name})" if name else ""), str(image)
 
 
 def local_package_name(ref: str) -> str | None:
@@ -163,7 +204,7 @@ def render_definition(definition: Mapping[str, Any], inputs: OsInputs) -> str:
 
 def _image_entries(definition: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     for section in _IMAGE_SECTIONS:
-        for entry in definition.get(section) or []:
+        for entry in _section(definition, section):
             if isinstance(entry, dict):
                 yield entry
 
@@ -210,9 +251,9 @@ def local_sources(definition_path: Path, definition: Mapping[str, Any]) -> Local
     """The ``files`` sources the definition names and everything under ``pkg/`` beside it."""
     base = definition_path.parent
     files: dict[str, Path] = {}
-    for entry in definition.get("files") or []:
+    for entry in _section(definition, "files"):
         source = entry.get("source") if isinstance(entry, dict) else None
-        if source:
+        if isinstance(source, str) and source:
             files[f"{_FILES_LABEL}{source}"] = base / source
     root = base / PACKAGES_DIR
     packages = []
@@ -242,6 +283,7 @@ def definition_problems(
         for label, path in sources.files.items()
         if label.startswith(_FILES_LABEL) and not path.is_file()
     ]
+    problems.extend(shape_problems(definition))
     problems.extend(structure_problems(definition))
     unpinned = unpinned_images(definition, sources.package_names)
     if unpinned:

@@ -10,6 +10,7 @@ any resource is registered.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,8 +175,12 @@ class _Reader:
         self.secret_keys = secret_keys
 
     def fail(self, key: str, value: Any, expected: str) -> None:
-        shown = "[secret]" if key in self.secret_keys else _show(value)
+        shown = "[secret]" if self.is_secret(key) else _show(value)
         self.problems.append(f"{key} = {shown}: expected {expected}")
+
+    def is_secret(self, key: str) -> bool:
+        """A secret key, or a field or item of one (``--secret --path`` marks the whole object)."""
+        return any(key.startswith(s) and key[len(s) : len(s) + 1] in ("", ".", "[") for s in self.secret_keys)
 
     def missing(self, key: str, expected: str) -> None:
         self.problems.append(f"{key} is required: {expected}")
@@ -192,16 +197,23 @@ class _Reader:
             self.fail(key, value, "a non-empty string")
         return value
 
-    def integer(self, key: str, value: Any, default: int, minimum: int, hint: str = "") -> int:
+    def integer(
+        self, key: str, value: Any, default: int, minimum: int, maximum: int | None = None, hint: str = ""
+    ) -> int:
         if value is _MISSING or value is None:
             return default
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        accepted = (
+            f"an integer from {minimum} to {maximum}" if maximum is not None else f"an integer >= {minimum}"
+        )
+        # Pulumi passes numbers as text; only ASCII digits (int() also takes '٣', and '²' crashes it).
+        if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(key, value, f"an integer >= {minimum}{hint}")
+            self.fail(key, value, accepted + hint)
             return default
-        if value < minimum:
-            self.fail(key, value, f"an integer >= {minimum}{hint}")
+        if value < minimum or (maximum is not None and value > maximum):
+            self.fail(key, value, accepted + hint)
+            return min(max(value, minimum), maximum if maximum is not None else value)
         return value
 
     def boolean(self, key: str, value: Any, default: bool) -> bool:
@@ -225,12 +237,13 @@ class _Reader:
             return tuple(default)
         return tuple(value)
 
-    def mapping(self, key: str, value: Any, accepted: Sequence[str] | None) -> dict[str, Any]:
+    def mapping(self, key: str, value: Any, accepted: Sequence[str] | None) -> dict[str, Any] | None:
+        """The object (unknown fields reported); None when it is absent or not an object."""
         if value is _MISSING or value is None:
-            return {}
+            return None
         parsed = self.parsed_json(key, value, dict)
         if parsed is None:
-            return {}
+            return None
         if accepted is not None:
             unknown = sorted(set(parsed) - set(accepted))
             for name in unknown:
@@ -248,16 +261,19 @@ class _Reader:
                 self.fail(key, value, f"a JSON {_KIND_NAMES[kind]}")
                 return None
         if not isinstance(value, kind):
-            self.fail(key, value, f"a {_KIND_NAMES[kind]}")
+            self.fail(key, value, f"an {_KIND_NAMES[kind]}" if kind is dict else f"a {_KIND_NAMES[kind]}")
             return None
         return value
 
 
 _KIND_NAMES: dict[type, str] = {dict: "object", list: "list"}
+_INTEGER_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 def _show(value: Any) -> str:
     text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    if validators.looks_secret(text):  # a key or token pasted into the wrong key
+        return "[secret]"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -286,11 +302,11 @@ class _Fields:
         needed = spec.required if required is None else required
         return self.r.string(self.key(name), self.value(name), required=needed, default=default)
 
-    def integer(self, name: str, minimum: int, hint: str = "") -> int:
-        """An integer >= ``minimum``; without a schema default, ``minimum`` stands in."""
+    def integer(self, name: str, minimum: int, maximum: int | None = None, hint: str = "") -> int:
+        """An integer in ``minimum..maximum``; without a schema default, ``minimum`` stands in."""
         default = self.keys[name].default
         fallback = default if isinstance(default, int) and not isinstance(default, bool) else minimum
-        return self.r.integer(self.key(name), self.value(name), fallback, minimum, hint)
+        return self.r.integer(self.key(name), self.value(name), fallback, minimum, maximum, hint)
 
     def boolean(self, name: str) -> bool:
         """A boolean with the schema's default."""
@@ -329,8 +345,9 @@ def parse_settings(
     vcenter = _parse_vcenter(r, _Fields(r, f"{config_schema.VSPHERE}:", vsphere, _VSPHERE), set(secret_keys))
     site = _parse_site(r, p)
     image = _parse_image(r, p, base_dir)
-    workers = _parse_pool(r, p.key("workers"), p.value("workers"), role="worker")
-    managers = _parse_managers(r, p)
+    workers, workers_key = _parse_pool(r, p.key("workers"), p.value("workers"), role="worker")
+    managed = _parse_managers(r, p)
+    managers = managed[0] if managed else None
     swarm = _parse_swarm(r, p, set(secret_keys), managed=managers is not None)
     rollout = _parse_rollout(r, p)
     cluster = p.string("cluster")
@@ -338,8 +355,8 @@ def parse_settings(
     if environment not in config_schema.ENVIRONMENTS:
         r.fail(p.key("environment"), environment, "one of " + ", ".join(config_schema.ENVIRONMENTS))
     allow_data_loss = p.boolean("allowDataLoss")
-    if managers is not None:
-        _check_pools_disjoint(r, p, managers, workers)
+    if managed is not None:
+        _check_pools_disjoint(r, *managed, workers, workers_key)
     if r.problems:
         raise SettingsError(r.problems)
     return Settings(
@@ -358,6 +375,9 @@ def parse_settings(
 
 def _parse_vcenter(r: _Reader, v: _Fields, secret_keys: set[str]) -> VCenterSettings:
     server = v.string("vsphereServer")
+    reason = validators.check_server(server) if server.strip() else None  # empty: reported above
+    if reason:
+        r.fail(v.key("vsphereServer"), server, reason)
     user = v.string("user")
     password = v.value("password")
     key = v.key("password")
@@ -397,7 +417,7 @@ def _parse_site(r: _Reader, p: _Fields) -> SiteSettings:
 
 def _parse_image(r: _Reader, p: _Fields, base_dir: Path) -> ImageSettings:
     key = p.key("image")
-    f = _Fields(r, f"{key}.", r.mapping(key, p.value("image"), list(_IMAGE)), _IMAGE)
+    f = _Fields(r, f"{key}.", r.mapping(key, p.value("image"), list(_IMAGE)) or {}, _IMAGE)
     definition_text = f.string("definition")
     name = f.string("name")
     reason = validators.check_file_base_name(name)
@@ -453,52 +473,60 @@ def _parse_image(r: _Reader, p: _Fields, base_dir: Path) -> ImageSettings:
     )
 
 
-def _parse_managers(r: _Reader, p: _Fields) -> NodePoolSettings | None:
+def _parse_managers(r: _Reader, p: _Fields) -> tuple[NodePoolSettings, str] | None:
     raw = p.value("managers")
     if raw is _MISSING or raw is None:
         return None
     known = len(r.problems)
-    pool = _parse_pool(r, p.key("managers"), raw, role="manager")
+    pool, names_key = _parse_pool(r, p.key("managers"), raw, role="manager")
     reason = rollout.check_manager_count(len(pool.names))
     if reason and len(r.problems) == known:  # a broken pool is reported already
-        r.fail(p.key("managers"), f"{len(pool.names)} managers", reason)
-    return pool
+        shown: Any = len(pool.names) if names_key.endswith(".namePrefix") else list(pool.names)
+        r.fail(names_key.replace(".namePrefix", ".count"), shown, reason)
+    return pool, names_key
 
 
 def _check_pools_disjoint(
-    r: _Reader, p: _Fields, managers: NodePoolSettings, workers: NodePoolSettings
+    r: _Reader, managers: NodePoolSettings, managers_key: str, workers: NodePoolSettings, workers_key: str
 ) -> None:
     taken = {name.lower() for name in managers.names}
     for name in workers.names:
         if name.lower() in taken:
-            r.fail(p.key("workers"), name, f"a name not used by {p.key('managers')} (VM names are unique)")
+            r.fail(workers_key, name, f"a name not used by {managers_key} (VM names are unique)")
 
 
 def _parse_rollout(r: _Reader, p: _Fields) -> RolloutSettings:
     key = p.key("rollout")
-    f = _Fields(r, f"{key}.", r.mapping(key, p.value("rollout"), list(_ROLLOUT)), _ROLLOUT)
+    f = _Fields(r, f"{key}.", r.mapping(key, p.value("rollout"), list(_ROLLOUT)) or {}, _ROLLOUT)
+    gate = validators.MAX_GATE_SECONDS
     return RolloutSettings(
-        max_unavailable=f.integer("maxUnavailable", 1, " (nodes per batch)"),
-        drain_timeout=f.integer("drainTimeout", 10, " (seconds)"),
-        ready_timeout=f.integer("readyTimeout", 10, " (seconds)"),
+        max_unavailable=f.integer("maxUnavailable", 1, validators.MAX_POOL_SIZE, " (workers per batch)"),
+        drain_timeout=f.integer("drainTimeout", 10, gate, " (seconds)"),
+        ready_timeout=f.integer("readyTimeout", 10, gate, " (seconds)"),
     )
 
 
-def _parse_pool(r: _Reader, key: str, raw: Any, role: str) -> NodePoolSettings:
+def _parse_pool(r: _Reader, key: str, raw: Any, role: str) -> tuple[NodePoolSettings, str]:
+    """The pool, and the key its names come from (``.names`` or ``.namePrefix``)."""
     if raw is _MISSING or raw is None:
         r.missing(key, "an object with either 'names' or 'count' and 'namePrefix'")
-    f = _Fields(r, f"{key}.", r.mapping(key, raw, list(_WORKERS)), _WORKERS)
-    names = _pool_names(r, key, f) if f.raw else ()
-    cpus = f.integer("cpus", 1)
-    memory = f.integer("memoryMb", 512, ", a multiple of 4")
-    if memory >= 512 and memory % 4:  # below 512 is already reported
-        r.fail(f.key("memoryMb"), memory, "an integer >= 512, a multiple of 4")
-    disk = f.integer("dataDiskGb", 1)
+    fields = r.mapping(key, raw, list(_WORKERS))
+    f = _Fields(r, f"{key}.", fields or {}, _WORKERS)
+    # Names only from an object: a missing or mistyped pool is reported already.
+    names, names_key = _pool_names(r, key, f) if fields is not None else ((), f.key("names"))
+    cpus = f.integer("cpus", 1, validators.MAX_CPUS)
+    memory = f.integer("memoryMb", 512, validators.MAX_MEMORY_MB, ", a multiple of 4")
+    if memory % 4:  # out of range is reported already (and clamped to the range)
+        accepted = f"an integer from 512 to {validators.MAX_MEMORY_MB}, a multiple of 4"
+        r.fail(f.key("memoryMb"), memory, accepted)
+    disk = f.integer("dataDiskGb", 1, validators.MAX_DISK_GB)
     guest_id = f.string("guestId")
-    if not guest_id:
-        r.fail(f.key("guestId"), guest_id, "a vSphere guest id such as " + config_schema.DEFAULT_GUEST_ID)
-    net_wait = f.integer("waitForGuestNetTimeout", 0)
-    ip_wait = f.integer("waitForGuestIpTimeout", 0)
+    reason = validators.check_guest_id(guest_id)
+    if reason:
+        r.fail(f.key("guestId"), guest_id, reason)
+    wait = validators.MAX_GUEST_WAIT_MINUTES
+    net_wait = f.integer("waitForGuestNetTimeout", 0, wait, " (minutes, 0 disables the wait)")
+    ip_wait = f.integer("waitForGuestIpTimeout", 0, wait, " (minutes, 0 disables the wait)")
     # dhcpcd on a LinuxKit node installs a default route only when the DHCP server
     # offers a router; waiting for an address alone works on every network.
     routable = f.boolean("waitForGuestNetRoutable")
@@ -507,11 +535,10 @@ def _parse_pool(r: _Reader, key: str, raw: Any, role: str) -> NodePoolSettings:
         reason = validators.check_ip_network(network)
         if reason:
             r.fail(f"{f.key('ignoredGuestIps')}[{index}]", network, reason)
-    shutdown_wait = f.integer("shutdownWaitTimeout", 1, " and <= 10 (minutes)")
-    if shutdown_wait > 10:
-        r.fail(f.key("shutdownWaitTimeout"), shutdown_wait, "an integer >= 1 and <= 10 (minutes)")
+    # The provider's own limit for shutdown_wait_timeout.
+    shutdown_wait = f.integer("shutdownWaitTimeout", 1, 10, " (minutes)")
     force_off = f.boolean("forcePowerOff")
-    return NodePoolSettings(
+    pool = NodePoolSettings(
         role=role,
         names=names,
         cpus=cpus,
@@ -525,9 +552,10 @@ def _parse_pool(r: _Reader, key: str, raw: Any, role: str) -> NodePoolSettings:
         shutdown_wait_timeout=shutdown_wait,
         force_power_off=force_off,
     )
+    return pool, names_key
 
 
-def _pool_names(r: _Reader, key: str, f: _Fields) -> tuple[str, ...]:
+def _pool_names(r: _Reader, key: str, f: _Fields) -> tuple[tuple[str, ...], str]:
     has_names = "names" in f.raw
     has_count = "count" in f.raw or "namePrefix" in f.raw
     if has_names == has_count:
@@ -535,28 +563,32 @@ def _pool_names(r: _Reader, key: str, f: _Fields) -> tuple[str, ...]:
             f"{key}: expected either 'names' (a list) or 'count' with 'namePrefix', "
             f"not {'both' if has_names else 'neither'}"
         )
-        return ()
-    if has_names:
-        names = f.string_list("names")
-        field_key = f.key("names")
-    else:
-        count = f.integer("count", 0)
+        return (), f.key("names")
+    if has_count:
+        count = f.integer("count", 0, validators.MAX_POOL_SIZE)
         if "count" not in f.raw:
             r.missing(f.key("count"), "an integer >= 0 to go with 'namePrefix'")
         # Optional in the schema (the pair is the alternative to names), needed with count.
         prefix = f.string("namePrefix", required=True)
-        names = node_names(prefix, count)
-        field_key = f.key("namePrefix")
+        reason = validators.check_name_prefix(prefix, count)
+        if reason:  # once for the prefix, not once per name
+            r.fail(f.key("namePrefix"), prefix, reason)
+            return (), f.key("namePrefix")
+        return node_names(prefix, count), f.key("namePrefix")
+    names = f.string_list("names")
+    if len(names) > validators.MAX_POOL_SIZE:
+        r.fail(f.key("names"), f"{len(names)} names", f"at most {validators.MAX_POOL_SIZE} names")
+        return (), f.key("names")
     seen: dict[str, str] = {}
-    for name in names:
+    for index, name in enumerate(names):
         reason = validators.check_hostname_label(name)
         if reason:
-            r.fail(field_key, name, reason)
+            r.fail(f"{f.key('names')}[{index}]", name, reason)
         folded = name.lower()  # hostnames compare case-insensitively
         if folded in seen:
-            r.fail(f.key("names"), name, f"unique names (duplicate of {seen[folded]!r})")
+            r.fail(f"{f.key('names')}[{index}]", name, f"unique names (duplicate of {seen[folded]!r})")
         seen.setdefault(folded, name)
-    return names
+    return names, f.key("names")
 
 
 def node_names(prefix: str, count: int) -> tuple[str, ...]:

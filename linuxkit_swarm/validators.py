@@ -17,6 +17,18 @@ _HOSTNAME_HINT = (
     "an RFC 1123 hostname label: 1-63 letters, digits or '-', starting and ending with a letter or digit"
 )
 
+# vSphere 7.0/8.0 configuration maximums per VM: a larger value fails only in vCenter.
+MAX_CPUS = 768
+MAX_MEMORY_MB = 24 * 1024 * 1024  # 24 TB
+MAX_DISK_GB = 62 * 1024  # 62 TB, the largest VMDK
+# Nodes per pool: swarm's largest published clusters have a few thousand nodes, so a
+# larger count is a typo (and would make the program build millions of names).
+MAX_POOL_SIZE = 5000
+# The provider's guest waits are in minutes; more than an hour is a unit mix-up.
+MAX_GUEST_WAIT_MINUTES = 60
+# A drain or ready gate of more than an hour holds the stack's lock for that long per node.
+MAX_GATE_SECONDS = 3600
+
 # Characters vSphere escapes or rejects in inventory names, plus path separators.
 _BAD_FOLDER_CHARS = set('/\\%*?"<>|#;') | {chr(c) for c in range(32)} | {"\x7f"}
 _FOLDER_SEGMENT_MAX = 80  # vSphere's limit for an inventory object name
@@ -36,6 +48,56 @@ SSH_KEY_TYPES = (
 def check_hostname_label(name: str) -> str | None:
     """RFC 1123 label (a VM name doubles as the guest's hostname)."""
     return None if _LABEL.match(name) else _HOSTNAME_HINT
+
+
+def check_name_prefix(prefix: str, count: int) -> str | None:
+    """A ``namePrefix`` whose names ``<prefix>0..<prefix>N-1`` are all hostname labels."""
+    digits = len(str(max(count - 1, 0)))
+    longest = 63 - digits
+    if len(prefix) <= longest and (prefix == "" or _LABEL.match(prefix + "0")):
+        return None
+    return (
+        f"the start of an RFC 1123 hostname label: letters, digits or '-', starting with a letter "
+        f"or digit, at most {longest} characters so that '<prefix>{max(count - 1, 0)}' fits in 63"
+    )
+
+
+_GUEST_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*Guest(64)?")
+
+
+def check_guest_id(value: str) -> str | None:
+    """A vSphere guest OS identifier (``VirtualMachineGuestOsIdentifier``)."""
+    if _GUEST_ID.fullmatch(value):
+        return None
+    return "a vSphere guest OS identifier such as other5xLinux64Guest (letters, digits, '_', ending in Guest)"
+
+
+def check_server(value: str) -> str | None:
+    """The vCenter server as the provider and ``linuxkit push`` take it: ``host[:port]``, no URL."""
+    hint = (
+        "a vCenter host name or address, optionally with :port, e.g. 'vcenter.example.org', "
+        "'10.0.0.2:443' or '[fd00::2]' (no 'https://', no path)"
+    )
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return hint
+        port = rest.removeprefix(":") if rest.startswith(":") else (None if rest == "" else "x")
+    else:
+        host, sep, port_text = value.partition(":")
+        port = port_text if sep else None
+        if not _is_dns_name(host):
+            return hint
+    if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        return hint
+    return None
+
+
+def looks_secret(text: str) -> bool:
+    """Whether a value shaped like a private key or a swarm join token sits in a plain key."""
+    return "PRIVATE KEY" in text or "SWMTKN-" in text
 
 
 def check_folder_path(path: str, *, allow_empty: bool) -> str | None:

@@ -59,7 +59,7 @@ def test_unpinned_images_lists_each_offender() -> None:
     assert idef.unpinned_images(definition) == [
         "kernel.image = 'linuxkit/kernel'",
         "init[1] = 'linuxkit/runc:latest'",
-        "services[x].image = 'x'",
+        "services[1].image (x) = 'x'",
     ]
 
 
@@ -163,7 +163,7 @@ DEFINITION_CASES = {
     ),
     "unknown local package": (
         "onboot:\n  - name: g\n    image: linuxkit-swarm/nope:local\n",
-        "unpinned: onboot[g].image = 'linuxkit-swarm/nope:local' (no package pkg/nope/build.yml)",
+        "unpinned: onboot[0].image (g) = 'linuxkit-swarm/nope:local' (no package pkg/nope/build.yml)",
     ),
 }
 
@@ -245,7 +245,7 @@ def test_local_package_references_are_pinned_to_content(tmp_path: Path) -> None:
     }
     assert idef.unpinned_images(definition, ["guest"]) == []
     assert idef.unpinned_images(definition, []) == [
-        "onboot[g].image = 'linuxkit-swarm/guest:local' (no package pkg/guest/build.yml)"
+        "onboot[0].image (g) = 'linuxkit-swarm/guest:local' (no package pkg/guest/build.yml)"
     ]
     rendered = yaml.safe_load(
         idef.render_definition(definition, idef.OsInputs({}, package_tags={"guest": tag}))

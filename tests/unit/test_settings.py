@@ -88,8 +88,11 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
         ["vsphere:password is required", "--secret vsphere:password"],
     ),
     "workers not an object": (_set("workers", "three"), ["linuxkit-swarm:workers", "JSON object"]),
-    "cpus not an integer": (_set("workers.cpus", "two"), ["workers.cpus = 'two'", "integer >= 1"]),
-    "cpus a boolean": (_set("workers.cpus", True), ["workers.cpus = true", "integer >= 1"]),
+    "cpus not an integer": (
+        _set("workers.cpus", "two"),
+        ["workers.cpus = 'two'", "an integer from 1 to 768"],
+    ),
+    "cpus a boolean": (_set("workers.cpus", True), ["workers.cpus = true", "an integer from 1 to 768"]),
     "names not strings": (_set("workers.names", [1, 2]), ["workers.names", "list of strings"]),
     "ssh keys not a list": (_set("sshAuthorizedKeys", {"a": 1}), ["sshAuthorizedKeys", "a list"]),
     "insecure flag not a bool": (
@@ -98,24 +101,27 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
     ),
     "negative count": (
         _both(_drop("workers.names"), _set("workers.count", -1), _set("workers.namePrefix", "w-")),
-        ["workers.count = -1", "integer >= 0"],
+        ["workers.count = -1", "an integer from 0 to 5000"],
     ),
-    "zero cpus": (_set("workers.cpus", 0), ["workers.cpus = 0", "integer >= 1"]),
-    "too little memory": (_set("workers.memoryMb", 256), ["workers.memoryMb = 256", ">= 512"]),
+    "zero cpus": (_set("workers.cpus", 0), ["workers.cpus = 0", "an integer from 1 to 768"]),
+    "too little memory": (_set("workers.memoryMb", 256), ["workers.memoryMb = 256", "from 512 to 25165824"]),
     "memory not a multiple of 4": (
         _set("workers.memoryMb", 1026),
         ["workers.memoryMb = 1026", "multiple of 4"],
     ),
-    "data disk too small": (_set("workers.dataDiskGb", 0), ["workers.dataDiskGb = 0", "integer >= 1"]),
+    "data disk too small": (
+        _set("workers.dataDiskGb", 0),
+        ["workers.dataDiskGb = 0", "an integer from 1 to 63488"],
+    ),
     "duplicate names": (
         _set("workers.names", ["tf-sw-0", "TF-SW-0"]),
-        ["workers.names = 'TF-SW-0'", "unique names"],
+        ["workers.names[1] = 'TF-SW-0'", "unique names"],
     ),
-    "invalid hostname": (_set("workers.names", ["tf_sw_0"]), ["workers.names = 'tf_sw_0'", "RFC 1123"]),
-    "hostname too long": (_set("workers.names", ["n" * 64]), ["workers.names", "1-63"]),
+    "invalid hostname": (_set("workers.names", ["tf_sw_0"]), ["workers.names[0] = 'tf_sw_0'", "RFC 1123"]),
+    "hostname too long": (_set("workers.names", ["n" * 64]), ["workers.names[0]", "1-63"]),
     "prefix makes invalid names": (
         _both(_drop("workers.names"), _set("workers.count", 2), _set("workers.namePrefix", "-w")),
-        ["workers.namePrefix = '-w0'", "RFC 1123"],
+        ["workers.namePrefix = '-w'", "RFC 1123"],
     ),
     "names and count": (_set("workers.count", 3), ["linuxkit-swarm:workers", "not both"]),
     "neither names nor count": (_drop("workers.names"), ["linuxkit-swarm:workers", "not neither"]),
@@ -129,11 +135,11 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
     ),
     "shutdown wait too long": (
         _set("workers.shutdownWaitTimeout", 11),
-        ["workers.shutdownWaitTimeout = 11", "<= 10"],
+        ["workers.shutdownWaitTimeout = 11", "an integer from 1 to 10 (minutes)"],
     ),
     "shutdown wait zero": (
         _set("workers.shutdownWaitTimeout", 0),
-        ["workers.shutdownWaitTimeout = 0", ">= 1"],
+        ["workers.shutdownWaitTimeout = 0", "an integer from 1 to 10"],
     ),
     "routable wait not a boolean": (
         _set("workers.waitForGuestNetRoutable", "yes"),
@@ -165,7 +171,7 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
     ),
     "bare image name": (
         _definition(KERNEL + "services:\n  - name: docker\n    image: docker\n"),
-        ["image.definition", "services[docker].image = 'docker'"],
+        ["image.definition", "services[0].image (docker) = 'docker'"],
     ),
     "definition source missing": (
         _definition(KERNEL + "files:\n  - path: etc/x\n    source: nope.txt\n"),
@@ -329,7 +335,7 @@ def test_one_problem_per_bad_value() -> None:
     with pytest.raises(SettingsError) as info:
         parse_settings(project, vsphere, base_dir=PROJECT_DIR, secret_keys=_SECRETS)
     assert [p for p in info.value.problems if "memoryMb" in p] == [
-        "linuxkit-swarm:workers.memoryMb = 510: expected an integer >= 512, a multiple of 4"
+        "linuxkit-swarm:workers.memoryMb = 510: expected an integer from 512 to 25165824, a multiple of 4"
     ]
 
 
