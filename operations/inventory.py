@@ -19,10 +19,6 @@ from linuxkit_swarm.settings import SiteSettings, VCenterSettings
 from operations import vcenter
 
 
-class InventoryError(Exception):
-    """vCenter could not be asked (message without credentials)."""
-
-
 @dataclass(frozen=True)
 class DeployedNode:
     """One VM of the pools as vCenter shows it."""
@@ -85,14 +81,20 @@ def list_nodes(content: Any, datacenter: str, folder_path: str) -> list[Deployed
 
 
 def deployed_nodes(vc: VCenterSettings, site: SiteSettings) -> dict[str, DeployedNode]:
-    """The pools' VMs now, by name; raises :class:`InventoryError` when vCenter cannot be asked."""
+    """The pools' VMs now, by name.
+
+    Raises ``pulumi.RunError`` (the engine shows its message, without a traceback)
+    when vCenter cannot be asked; the message has no credentials.
+    """
+    from pulumi import RunError  # lazy: operations.swarmctl uses this module without the SDK
+
     url = iso_steps.vcenter_url(vc.server, vc.user, vc.password.reveal())
     try:
         with vcenter.session(url, vc.allow_unverified_ssl) as content:
             return {n.name: n for n in list_nodes(content, site.datacenter, site.folder_path)}
     except vcenter.ConnectError as exc:
         message = iso_steps.mask(str(exc), iso_steps.url_secrets(url))
-        raise InventoryError(
-            f"cannot read the deployed nodes from vCenter {vc.server} (needed to plan rollouts "
-            f"and check manager changes): {message}"
+        raise RunError(
+            f"cannot read the deployed nodes (needed to plan rollouts and check manager changes): "
+            f"{message}. Nothing was changed; run `pulumi up` again once vCenter answers."
         ) from None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,31 +12,84 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+# Seconds one network operation (connect, TLS handshake, one read) may take. A vCenter
+# that stopped answering (frozen, a dead host behind a live port) would otherwise hold
+# the program or a step forever: pyVmomi sets no timeout of its own.
+TIMEOUT = 60.0
+
+_DEFAULT_TIMEOUT_LOCK = threading.Lock()
+
 
 class ConnectError(Exception):
     """vCenter could not be reached or refused the login (message without credentials)."""
 
 
+def describe_failure(server: str, error: BaseException, timeout: float) -> str:
+    """One line for the operator: which vCenter, and what went wrong talking to it."""
+    if isinstance(error, TimeoutError):
+        return f"vCenter {server} did not answer within {timeout:g} s (is it overloaded or hung?)"
+    if isinstance(error, ConnectionRefusedError):
+        return f"vCenter {server} refused the connection (is it running, and is the address right?)"
+    if isinstance(error, socket.gaierror):
+        return f"vCenter {server}: the host name does not resolve ({error.strerror})"
+    if isinstance(error, (ConnectionError, http.client.HTTPException)):
+        return f"vCenter {server} closed the connection ({type(error).__name__}: {error})"
+    if type(error).__name__ == "InvalidLogin":
+        return f"vCenter {server} refused the login: check vsphere:user and vsphere:password"
+    text = str(getattr(error, "msg", "") or error) or type(error).__name__
+    return f"vCenter {server}: {text}"
+
+
 @contextmanager
-def session(url: str, insecure: bool) -> Iterator[Any]:
-    """Service content of a logged-in session to ``https://user:pass@host[:port]/sdk``."""
+def session(url: str, insecure: bool, timeout: float | None = None) -> Iterator[Any]:
+    """Service content of a logged-in session to ``https://user:pass@host[:port]/sdk``.
+
+    Every network operation, the login's and the caller's, gives up after ``timeout``
+    seconds (default :data:`TIMEOUT`); any failure to talk to vCenter is a
+    :class:`ConnectError`.
+    """
     from pyVim.connect import Disconnect, SmartConnect  # lazy: pyVmomi loads slowly
 
+    timeout = TIMEOUT if timeout is None else timeout
     parts = urlsplit(url)
+    server = f"{parts.hostname}:{parts.port or 443}"
     try:
-        si = SmartConnect(
-            host=parts.hostname,
-            port=parts.port or 443,
-            user=unquote(parts.username or ""),
-            pwd=unquote(parts.password or ""),
-            disableSslCertValidation=insecure,
-        )
+        with _default_socket_timeout(timeout):
+            si = SmartConnect(
+                host=parts.hostname,
+                port=parts.port or 443,
+                user=unquote(parts.username or ""),
+                pwd=unquote(parts.password or ""),
+                disableSslCertValidation=insecure,
+                httpConnectionTimeout=timeout,
+            )
     except Exception as exc:
-        raise ConnectError(str(exc)) from None
+        raise ConnectError(describe_failure(server, exc, timeout)) from None
+    reachable = True
     try:
         yield si.RetrieveContent()
+    except (OSError, http.client.HTTPException) as exc:
+        reachable = False
+        raise ConnectError(describe_failure(server, exc, timeout)) from None
     finally:
-        Disconnect(si)
+        if reachable:  # a logout to a vCenter that just failed would wait out another timeout
+            Disconnect(si)
+
+
+@contextmanager
+def _default_socket_timeout(seconds: float) -> Iterator[None]:
+    """The process-wide socket timeout, for the duration of a login.
+
+    SmartConnect first asks the server for its API versions over a connection of its
+    own that ignores ``httpConnectionTimeout``: only the default timeout bounds it.
+    """
+    with _DEFAULT_TIMEOUT_LOCK:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(seconds)
+        try:
+            yield
+        finally:
+            socket.setdefaulttimeout(previous)
 
 
 def find_datacenter(content: Any, name: str) -> Any | None:
