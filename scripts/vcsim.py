@@ -4,11 +4,17 @@ Used by the e2e fixture and by ``scripts/local-up.sh``:
 
     python scripts/vcsim.py start --state-dir .e2e/vcsim   # prints shell exports
     python scripts/vcsim.py stop --state-dir .e2e/vcsim
+    python scripts/vcsim.py save --state-dir .e2e/vcsim --to backup/     # govc object.save
+    python scripts/vcsim.py restart --state-dir .e2e/vcsim --from backup/ # a vCenter restored from it
 
 The inventory is shaped like a small real site: datacenter ``DC0``, cluster
 ``DC0_C0`` with three hosts, its resource pool ``DC0_C0/Resources``, datastore
 ``LocalDS_0`` (a real directory on disk), port group ``VM Network``, and an
 existing parent folder ``TERRAFORM``; no VMs.
+
+``restart`` is a vCenter restored from a backup: a new ``vcsim -load`` of the saved
+inventory on the same address with the same login, so a stack's config stays valid.
+The datastore is storage, not vCenter: its files carry over to the new simulator.
 """
 
 from __future__ import annotations
@@ -145,6 +151,100 @@ def _connect(host: str, port: int, password: str, deadline: float) -> Any:
             time.sleep(0.2)
 
 
+def save(sim: Vcsim, target: Path) -> None:
+    """Save the whole inventory to ``target`` with ``govc object.save`` (what ``vcsim -load`` reads)."""
+    govc = shutil.which("govc")
+    if govc is None:
+        raise SystemExit(f"govc is not on PATH; build it with: {INSTALL_HINT}")
+    shutil.rmtree(target, ignore_errors=True)  # `-f` keeps stale files, and vcsim would load them too
+    proc = subprocess.run(
+        [govc, "object.save", "-d", str(target)],
+        env={**os.environ, **govc_env(sim)},  # the password in the environment, never in argv
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"govc object.save failed ({proc.returncode}): {proc.stderr.strip()}")
+
+
+def govc_env(sim: Vcsim) -> dict[str, str]:
+    """The GOVC_* variables that point govc at ``sim``."""
+    return {
+        "GOVC_URL": f"https://{sim.server}/sdk",
+        "GOVC_USERNAME": sim.user,
+        "GOVC_PASSWORD": sim.password,
+        "GOVC_INSECURE": "1",
+        "GOVC_DATACENTER": DATACENTER,
+    }
+
+
+def restart(state_dir: Path, saved: Path, timeout: float = 30.0) -> Vcsim:
+    """Kill the recorded simulator if it still runs, start ``vcsim -load saved`` in its place.
+
+    Same host, port, user and password; the old datastore's files are copied into
+    the new one (vcsim gives a loaded datastore a fresh, empty directory, where a
+    restored vCenter finds its datastores as they are).
+    """
+    old = load(state_dir)
+    if old is None:
+        raise SystemExit(f"no simulator is recorded in {state_dir}")
+    exe = shutil.which("vcsim")
+    if exe is None:
+        raise SystemExit(f"vcsim is not on PATH; build it with: {INSTALL_HINT}")
+    if _alive(old.pid):
+        os.killpg(old.pid, signal.SIGKILL)
+        _wait_gone(old.pid, 5.0)
+    argv = [exe, "-l", old.server, "-load", str(saved), "-username", old.user, "-password", old.password]
+    log = (state_dir / "vcsim.log").open("a")
+    deadline = time.monotonic() + timeout
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "GOVC_URL=" not in line:
+        proc.kill()
+        raise SystemExit(f"vcsim -load did not start: {line!r}; see {state_dir / 'vcsim.log'}")
+    from pyVim.connect import Disconnect
+
+    try:
+        si = _connect(old.host, old.port, old.password, deadline)
+    except Exception:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    try:
+        content = si.RetrieveContent()
+        dc = next(e for e in content.rootFolder.childEntity if e.name == DATACENTER)
+        datastore = next(d for d in dc.datastore if d.name == DATASTORE)
+        new_dir = datastore.summary.url.removeprefix("ds://")
+    finally:
+        Disconnect(si)
+    if Path(old.datastore_dir).is_dir():
+        shutil.copytree(old.datastore_dir, new_dir, dirs_exist_ok=True)
+        _remove_model_dir(Path(old.datastore_dir))
+    sim = Vcsim(
+        pid=proc.pid,
+        host=old.host,
+        port=old.port,
+        user=old.user,
+        password=old.password,
+        datastore_dir=new_dir,
+    )
+    (state_dir / "vcsim.json").write_text(json.dumps(asdict(sim)))
+    return sim
+
+
+def _remove_model_dir(datastore_dir: Path) -> None:
+    """Remove a dead simulator's files: its ``govcsim-*`` home, or just the datastore."""
+    home = datastore_dir.parent
+    shutil.rmtree(home if home.name.startswith("govcsim-") else datastore_dir, ignore_errors=True)
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def stop(state_dir: Path) -> bool:
     """Stop the simulator recorded in ``state_dir``; True if one was running."""
     state = state_dir / "vcsim.json"
@@ -220,10 +320,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=["start", "stop", "status", "guest-ips"])
+    parser.add_argument("action", choices=["start", "stop", "status", "guest-ips", "save", "restart"])
     parser.add_argument("--state-dir", type=Path, default=Path(".e2e/vcsim"))
     parser.add_argument("--folder", help="guest-ips: the VM folder below the datacenter's VM root")
+    parser.add_argument("--to", type=Path, help="save: the directory for govc object.save")
+    parser.add_argument("--from", dest="source", type=Path, help="restart: a directory made by save")
     args = parser.parse_args()
+    if args.action == "save":
+        sim = load(args.state_dir)
+        if sim is None or not args.to:
+            parser.error("save needs a running simulator and --to")
+        save(sim, args.to)
+        print(f"inventory saved to {args.to}")
+        return 0
+    if args.action == "restart":
+        if not args.source:
+            parser.error("restart needs --from")
+        sim = restart(args.state_dir, args.source)
+        print(f"vcsim {sim.pid} on {sim.server}, loaded from {args.source}")
+        return 0
     if args.action == "guest-ips":
         sim = load(args.state_dir)
         if sim is None or not args.folder:
