@@ -570,11 +570,11 @@ def _pool_names(r: _Reader, key: str, f: _Fields) -> tuple[tuple[str, ...], str]
             r.missing(f.key("count"), "an integer >= 0 to go with 'namePrefix'")
         # Optional in the schema (the pair is the alternative to names), needed with count.
         prefix = f.string("namePrefix", required=True)
-        reason = validators.check_name_prefix(prefix, count)
+        reason = validators.check_name_prefix(prefix, count) if prefix.strip() else None  # else reported
         if reason:  # once for the prefix, not once per name
             r.fail(f.key("namePrefix"), prefix, reason)
             return (), f.key("namePrefix")
-        return node_names(prefix, count), f.key("namePrefix")
+        return (node_names(prefix, count) if prefix.strip() else ()), f.key("namePrefix")
     names = f.string_list("names")
     if len(names) > validators.MAX_POOL_SIZE:
         r.fail(f.key("names"), f"{len(names)} names", f"at most {validators.MAX_POOL_SIZE} names")

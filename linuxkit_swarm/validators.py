@@ -29,9 +29,10 @@ MAX_GUEST_WAIT_MINUTES = 60
 # A drain or ready gate of more than an hour holds the stack's lock for that long per node.
 MAX_GATE_SECONDS = 3600
 
-# Characters vSphere escapes or rejects in inventory names, plus path separators.
-_BAD_FOLDER_CHARS = set('/\\%*?"<>|#;') | {chr(c) for c in range(32)} | {"\x7f"}
-_FOLDER_SEGMENT_MAX = 80  # vSphere's limit for an inventory object name
+# Characters vSphere escapes or rejects in inventory names, path separators, and control
+# characters (C0, DEL, C1): none belongs in a folder name.
+BAD_FOLDER_CHARS = set('/\\%*?"<>|#;') | {chr(c) for c in (*range(32), *range(0x7F, 0xA0))}
+FOLDER_SEGMENT_MAX = 80  # vSphere's limit for an inventory object name
 
 # Key types OpenSSH writes into authorized_keys; the blob must start with the same name.
 SSH_KEY_TYPES = (
@@ -113,9 +114,9 @@ def check_folder_path(path: str, *, allow_empty: bool) -> str | None:
             return "a path without '.' or '..' segments"
         if segment != segment.strip():
             return "segments without leading or trailing spaces"
-        if len(segment) > _FOLDER_SEGMENT_MAX:
-            return f"segments of at most {_FOLDER_SEGMENT_MAX} characters"
-        bad = sorted(set(segment) & _BAD_FOLDER_CHARS)
+        if len(segment) > FOLDER_SEGMENT_MAX:
+            return f"segments of at most {FOLDER_SEGMENT_MAX} characters"
+        bad = sorted(set(segment) & BAD_FOLDER_CHARS)
         if bad:
             shown = " ".join(repr(c) for c in bad)
             return f"segments without the characters {shown}"

@@ -270,3 +270,30 @@ def test_insecure_console_is_a_switch(insecure: bool) -> None:
     )
     (getty,) = [s for s in rendered["services"] if s["name"] == "getty"]
     assert ("INSECURE=true" in getty.get("env", [])) is insecure
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("onboot: 5\n", "onboot must be a list, not int 5"),
+        ("init: linuxkit/init:v1\n", "init must be a list, not str 'linuxkit/init:v1'"),
+        ("files: etc/motd\n", "files must be a list, not str"),
+        ("services:\n  docker: docker:28\n", "services must be a list, not dict"),
+        ("init:\n  - 5\n", "init[0] must be an image reference (a string)"),
+        ("services:\n  - name: x\n    image: [a]\n", "services[0].image must be an image reference"),
+    ],
+)
+def test_sections_of_the_wrong_type_are_problems_not_crashes(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "node.yml"
+    path.write_text("kernel:\n  image: linuxkit/kernel:6.12.59\n" + text)
+    definition = idef.load_definition(path)
+    assert any(problem in p for p in idef.shape_problems(definition))
+    assert any(problem in p for p in idef.definition_problems(path, definition))
+
+
+def test_kernel_keys_follow_linuxkit_schema() -> None:
+    assert idef.shape_problems({"kernel": {"image": "k:1", "cmdline": "x", "ucode": "u"}}) == []
+    assert idef.shape_problems({"kernel": {"imgae": "k:1"}}) == [
+        "kernel has unknown keys ['imgae']; LinuxKit accepts ['image', 'cmdline', 'binary', 'tar', 'ucode']",
+        "kernel.image must be an image reference (a string)",
+    ]

@@ -344,3 +344,51 @@ def test_docker_daemon_labels_are_refused(project: dict[str, Any], vsphere: dict
     with pytest.raises(SettingsError) as err:
         parse_settings(project, vsphere, base_dir=PROJECT_DIR, secret_keys=_SECRETS)
     assert "linuxkit-swarm:dockerDaemon" in str(err.value) and "other than `labels`" in str(err.value)
+
+
+def test_fields_of_a_secret_object_are_masked() -> None:
+    # `pulumi config set --secret --path workers.cpus x` makes the whole object secret.
+    project, vsphere = _fresh()
+    project["workers"] = {**project["workers"], "cpus": "sekrit", "names": ["sekrit_name"]}
+    with pytest.raises(SettingsError) as info:
+        parse_settings(
+            project, vsphere, base_dir=PROJECT_DIR, secret_keys=(*_SECRETS, "linuxkit-swarm:workers")
+        )
+    assert "linuxkit-swarm:workers.cpus = [secret]" in str(info.value)
+    assert "linuxkit-swarm:workers.names[0] = [secret]" in str(info.value)
+    assert "sekrit" not in str(info.value)
+
+
+def test_numbers_as_text_are_read_as_pulumi_passes_them() -> None:
+    project, vsphere = _fresh()
+    project["workers"] = {"count": "2", "namePrefix": "w-", "cpus": " 4 ", "memoryMb": "+2048"}
+    project["rollout"] = '{"maxUnavailable": "2", "drainTimeout": "3600"}'
+    settings = parse_settings(project, vsphere, base_dir=PROJECT_DIR, secret_keys=_SECRETS)
+    assert (settings.workers.names, settings.workers.cpus, settings.workers.memory_mb) == (
+        ("w-0", "w-1"),
+        4,
+        2048,
+    )
+    assert (settings.rollout.max_unavailable, settings.rollout.drain_timeout) == (2, 3600)
+
+
+def test_vsphere_limits_themselves_are_accepted() -> None:
+    project, vsphere = _fresh()
+    project["workers"] = {"names": ["w0"], "cpus": 768, "memoryMb": 25165824, "dataDiskGb": 63488}
+    project["rollout"] = {"maxUnavailable": 5000, "drainTimeout": 10, "readyTimeout": 3600}
+    settings = parse_settings(project, vsphere, base_dir=PROJECT_DIR, secret_keys=_SECRETS)
+    assert (settings.workers.cpus, settings.workers.memory_mb, settings.workers.data_disk_gb) == (
+        768,
+        25165824,
+        63488,
+    )
+
+
+def test_a_huge_count_is_refused_without_making_its_names() -> None:
+    project, vsphere = _fresh()
+    project["workers"] = {"count": 10**12, "namePrefix": "w-"}
+    with pytest.raises(SettingsError) as info:
+        parse_settings(project, vsphere, base_dir=PROJECT_DIR, secret_keys=_SECRETS)
+    assert info.value.problems == [
+        "linuxkit-swarm:workers.count = 1000000000000: expected an integer from 0 to 5000"
+    ]

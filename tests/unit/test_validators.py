@@ -126,3 +126,90 @@ def test_image_reference_accepts_pins(ref: str) -> None:
 )
 def test_image_reference_rejects(ref: str, phrase: str) -> None:
     assert phrase in (v.check_image_reference(ref) or "")
+
+
+def _guest_ids() -> list[str]:
+    from pyVmomi import vim
+
+    kind = vim.vm.GuestOsDescriptor.GuestOsIdentifier
+    # The enum's values are its str attributes (it also has the array type and a list of all).
+    values = (
+        getattr(kind, name) for name in dir(kind) if not name.startswith("_") and not hasattr(str, name)
+    )
+    return [str(value) for value in values if isinstance(value, str)]
+
+
+def test_guest_id_accepts_every_identifier_pyvmomi_knows() -> None:
+    ids = _guest_ids()
+    assert len(ids) > 200 and "otherGuest64" in ids and "other5xLinux64Guest" in ids
+    assert [i for i in ids if v.check_guest_id(i) is not None] == []
+
+
+@pytest.mark.parametrize(
+    "value", ["", "linux", "other 5x Linux 64 Guest", "5xGuest", "other5xLinux64Guest\n"]
+)
+def test_guest_id_rejects(value: str) -> None:
+    assert "guest OS identifier" in (v.check_guest_id(value) or "")
+
+
+@pytest.mark.parametrize(
+    "value", ["vcenter.example.org", "vc", "10.0.0.2", "127.0.0.1:8989", "[fd00::2]", "[fd00::2]:443"]
+)
+def test_server_accepts(value: str) -> None:
+    assert v.check_server(value) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://vcenter.example.org",
+        "vcenter.example.org/sdk",
+        "vcenter.example.org:",
+        "vcenter.example.org:0",
+        "vcenter.example.org:65536",
+        "fd00::2",
+        "[fd00::2]x",
+        "[zz]:443",
+        "vc enter",
+        "user@vcenter",
+        "vc:٣",
+    ],
+)
+def test_server_rejects(value: str) -> None:
+    assert "no 'https://'" in (v.check_server(value) or "")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "count", "ok"),
+    [
+        ("tf-sw-", 3, True),
+        ("", 3, True),
+        ("p" * 62, 10, True),  # p...p9 is 63 characters
+        ("p" * 62, 11, False),  # p...p10 is 64
+        ("-w", 1, False),
+        ("w_", 1, False),
+        ("w.", 1, False),
+        ("W-", 0, True),
+    ],
+)
+def test_name_prefix(prefix: str, count: int, ok: bool) -> None:
+    assert (v.check_name_prefix(prefix, count) is None) is ok
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nabc", True),
+        ("-----BEGIN RSA PRIVATE KEY-----", True),
+        ("SWMTKN-1-abc-def", True),
+        ("ssh-ed25519 AAAA ops@example", False),
+        ("10.1.2.3:2377", False),
+    ],
+)
+def test_looks_secret(text: str, secret: bool) -> None:
+    assert v.looks_secret(text) is secret
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x1f", "\x7f", "\x85", "\x9f"])
+def test_folder_path_rejects_control_characters(char: str) -> None:
+    assert "characters" in (v.check_folder_path(f"Linux/d{char}ev", allow_empty=False) or "")
