@@ -138,9 +138,10 @@ def phases(events: Sequence[Event], end: float) -> dict[str, float]:
     """Where a command's time went, from its events (seconds since start).
 
     ``program start``: until the program registered its first VM (interpreter,
-    settings, the inventory query, the image and folders); ``VM registrations``:
-    first to last VM step started; ``VM steps finish``: from there until the
-    last VM step is done (provider Diff/Read/Update); ``tail``: to the exit.
+    settings, the inventory query, the image and folders); ``VM steps starting``:
+    first to last VM step started (the engine checks and diffs each registration
+    in turn; in ``up`` the providers work meanwhile); ``last VM steps finishing``:
+    from there until the last VM step is done; ``tail``: to the exit.
     A refresh's reads come before the program runs and show as ``refresh reads``.
     """
     vms = [e for e in events if e.resource_type == VM_TYPE and e.op != "refresh"]
@@ -155,9 +156,9 @@ def phases(events: Sequence[Event], end: float) -> dict[str, float]:
         out["refresh reads"] = max(refreshes)
         start = max(refreshes)
     out["program start"] = min(vm_pre) - start
-    out["VM registrations"] = max(vm_pre) - min(vm_pre)
+    out["VM steps starting"] = max(vm_pre) - min(vm_pre)
     last = max(vm_out) if vm_out else max(vm_pre)
-    out["VM steps finish"] = max(last - max(vm_pre), 0.0)
+    out["last VM steps finishing"] = max(last - max(vm_pre), 0.0)
     out["tail"] = end - last
     return {k: round(v, 1) for k, v in out.items()}
 

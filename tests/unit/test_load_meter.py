@@ -122,8 +122,8 @@ def test_phases_split_a_preview_into_program_start_registrations_and_provider_wo
     ]
     assert phases(events, 9.0) == {
         "program start": 3.0,
-        "VM registrations": 2.0,
-        "VM steps finish": 3.0,
+        "VM steps starting": 2.0,
+        "last VM steps finishing": 3.0,
         "tail": 1.0,
     }
 
