@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pulumi
 from pulumi_command import local
 
 from linuxkit_swarm import iso_steps
-from linuxkit_swarm.image_plan import ImagePlan
+from linuxkit_swarm.image_plan import ImagePlan, iso_repush
 from linuxkit_swarm.settings import ImageSettings, VCenterSettings
+from operations import isotool, vcenter
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,8 @@ class LinuxKitImageArgs:
     """The Pulumi project directory (the ``linuxkit_swarm`` package lives there)."""
     python: str
     """Python interpreter with this project's requirements, to run the steps."""
+    iso_present: Callable[[], bool] | None = None
+    """Whether the datastore has the ISO now; None asks vCenter (``isotool.iso_in_datastore``)."""
 
 
 class LinuxKitImage(pulumi.ComponentResource):
@@ -40,6 +45,10 @@ class LinuxKitImage(pulumi.ComponentResource):
     only: equal identity means no rebuild and no push. A new identity replaces
     them (create before delete), so the old ISO is deleted from the datastore
     only at the end of the deployment, after every VM moved to the new one.
+
+    The push step cannot see the datastore, so the program looks when it starts:
+    an ISO that went missing (deleted by hand) makes the push step an update
+    that uploads it again (``image_plan.iso_repush``).
     """
 
     image_hash: pulumi.Output[str]
@@ -85,34 +94,58 @@ class LinuxKitImage(pulumi.ComponentResource):
             )
             depends.append(build)
 
-        vcurl = pulumi.Output.secret(
-            iso_steps.vcenter_url(args.vcenter.server, args.vcenter.user, args.vcenter.password.reveal())
+        url = iso_steps.vcenter_url(args.vcenter.server, args.vcenter.user, args.vcenter.password.reveal())
+        insecure = args.vcenter.allow_unverified_ssl
+        target = f"[{args.datastore}] {plan.iso_datastore_path}"
+        present = (
+            args.iso_present()
+            if args.iso_present is not None
+            else _ask_vcenter(url, insecure, args.datacenter, args.datastore, plan.iso_datastore_path)
         )
-        push_env: dict[str, pulumi.Input[str]] = {**base_env, "LKS_ISO": str(local_iso), "VCURL": vcurl}
+        repush = iso_repush(present, datetime.now(UTC))
+        if not present:
+            pulumi.log.info(f"{target} is not in the datastore: the push step uploads it", resource=self)
+        push_env: dict[str, pulumi.Input[str]] = {
+            **base_env,
+            "LKS_ISO": str(local_iso),
+            "VCURL": pulumi.Output.secret(url),
+            **repush.environment,
+        }
         if plan.prebuilt_iso is not None:
             push_env["LKS_SOURCE"] = str(plan.prebuilt_iso)
+        push_line = iso_steps.push_command_line(
+            args.datacenter, args.datastore, args.image.iso_folder, prebuilt=plan.prebuilt_iso is not None
+        )
         push = local.Command(
             f"{name}-push",
-            create=iso_steps.push_command_line(
-                args.datacenter,
-                args.datastore,
-                args.image.iso_folder,
-                prebuilt=plan.prebuilt_iso is not None,
-            ),
-            update=iso_steps.NOOP_UPDATE,
+            create=push_line,
+            # Any other update (a moved checkout) finds the ISO there and uploads nothing.
+            update=f"{push_line} --if-missing" + (" --insecure" if insecure else ""),
             delete=iso_steps.delete_command_line(
                 args.datacenter,
                 args.datastore,
                 plan.iso_datastore_path,
-                insecure=args.vcenter.allow_unverified_ssl,
+                insecure=insecure,
             ),
             dir=str(args.project_dir),
             environment=push_env,
             triggers=[plan.identity, args.datacenter, args.datastore, plan.iso_datastore_path],
             opts=pulumi.ResourceOptions.merge(
-                replace_on_identity, pulumi.ResourceOptions(depends_on=depends)
+                replace_on_identity,
+                pulumi.ResourceOptions(depends_on=depends, ignore_changes=repush.ignore_changes),
             ),
         )
         self.image_hash = pulumi.Output.from_input(plan.identity)
         self.iso_datastore_path = push.urn.apply(lambda _: plan.iso_datastore_path)
         self.register_outputs({"imageHash": self.image_hash, "isoDatastorePath": self.iso_datastore_path})
+
+
+def _ask_vcenter(url: str, insecure: bool, datacenter: str, datastore: str, path: str) -> bool:
+    try:
+        return isotool.iso_in_datastore(url, insecure, datacenter, datastore, path)
+    except (vcenter.ConnectError, isotool.StepError) as exc:
+        message = iso_steps.mask(str(exc), iso_steps.url_secrets(url))
+        raise isotool.StepError(
+            f"cannot check whether [{datastore}] {path} is in the datastore (a missing ISO is "
+            f"pushed again): {message}"
+        ) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from linuxkit_swarm import image_definition as idef
@@ -60,3 +61,32 @@ def plan_image(image: ImageSettings) -> ImagePlan:
             else f"built by linuxkit from {image.definition_path.name}"
         ),
     )
+
+
+# The push step's environment key that says the ISO was missing from the datastore.
+ISO_MISSING_KEY = "LKS_ISO_MISSING"
+
+
+@dataclass(frozen=True)
+class IsoRepush:
+    """What the push step gets so that an ISO missing from the datastore is pushed again.
+
+    A ``local.Command`` has no read: a deleted ISO is invisible to it. When the
+    program finds the ISO missing, a new value under :data:`ISO_MISSING_KEY` makes
+    the step an update (its update command pushes what is missing). While the ISO
+    is there, the key is left out and its changes are ignored, so the engine keeps
+    the last value: the next run is no change, not a second update.
+    """
+
+    environment: dict[str, str]
+    """Added to the push step's environment."""
+    ignore_changes: list[str]
+    """The push step's ``ignore_changes``."""
+
+
+def iso_repush(present: bool, checked_at: datetime) -> IsoRepush:
+    """The push step's repush inputs for an ISO that is (or is not) in the datastore."""
+    if present:
+        return IsoRepush({}, [f"environment.{ISO_MISSING_KEY}"])
+    # A time, not a constant: each time the ISO goes missing is a new value.
+    return IsoRepush({ISO_MISSING_KEY: f"not in the datastore at {checked_at.isoformat()}"}, [])

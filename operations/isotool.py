@@ -16,8 +16,10 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from linuxkit_swarm import iso_steps
 from linuxkit_swarm.image_definition import ARCH, ISO_FORMAT, PACKAGE_ORG
@@ -91,8 +93,20 @@ def push(
     folder: str,
     url: str,
     source: Path | None = None,
-) -> None:
-    """Upload ``iso`` to ``[datastore] folder/<basename>``; stage ``source`` there first."""
+    insecure: bool = False,
+    if_missing: bool = False,
+) -> bool:
+    """Upload ``iso`` to ``[datastore] folder/<basename>``; stage ``source`` there first.
+
+    With ``if_missing``, nothing is uploaded when the datastore has the file already.
+    Returns whether it uploaded.
+    """
+    if if_missing:
+        try:
+            if iso_in_datastore(url, insecure, datacenter, datastore, f"{folder}/{iso.name}"):
+                return False
+        except vcenter.ConnectError as exc:
+            raise StepError(_connect_message(f"check [{datastore}] {folder}/{iso.name}", exc, url)) from None
     exe = _resolve_executable(linuxkit)
     if source is not None:
         # A prebuilt ISO keeps its own name; the datastore path is content-addressed.
@@ -114,6 +128,48 @@ def push(
         "Check vsphere:vsphereServer, vsphere:user, vsphere:password, the datacenter and "
         "datastore names, and that the user may upload files to the datastore.",
     )
+    return True
+
+
+def iso_in_datastore(url: str, insecure: bool, datacenter: str, datastore: str, path: str) -> bool:
+    """Whether ``[datastore] path`` exists (datastore browser); raises vcenter.ConnectError."""
+    from pyVmomi import vim
+
+    folder, _, name = path.rpartition("/")
+    with vcenter.session(url, insecure) as content:
+        dc = vcenter.find_datacenter(content, datacenter)
+        ds = next((d for d in dc.datastore if d.name == datastore), None) if dc is not None else None
+        if ds is None:
+            raise StepError(f"datastore {datastore!r} not found in datacenter {datacenter!r}")
+        spec = vim.host.DatastoreBrowser.SearchSpec(matchPattern=[name])
+        task = ds.browser.SearchDatastore_Task(datastorePath=f"[{datastore}] {folder}", searchSpec=spec)
+        state, result, error = _wait(content, task)
+    if state == vim.TaskInfo.State.success:
+        return any(f.path == name for f in getattr(result, "file", None) or [])
+    if isinstance(error, vim.fault.FileNotFound):
+        return False  # not even the folder
+    raise StepError(f"looking for [{datastore}] {path} failed: {getattr(error, 'msg', error)}")
+
+
+def _wait(content: Any, task: Any) -> tuple[Any, Any, Any]:
+    """State, result and error of a finished task, read as properties (see vcenter._task_outcome)."""
+    from pyVmomi import vim, vmodl
+
+    collector = vmodl.query.PropertyCollector
+    spec = collector.FilterSpec(
+        objectSet=[collector.ObjectSpec(obj=task)],
+        propSet=[collector.PropertySpec(type=vim.Task, pathSet=["info.state", "info.result", "info.error"])],
+    )
+    while True:
+        (found,) = content.propertyCollector.RetrieveContents([spec])
+        props = {p.name: p.val for p in found.propSet}
+        if props["info.state"] in (vim.TaskInfo.State.success, vim.TaskInfo.State.error):
+            return props["info.state"], props.get("info.result"), props.get("info.error")
+        time.sleep(0.1)
+
+
+def _connect_message(what: str, exc: Exception, url: str) -> str:
+    return iso_steps.mask(f"cannot connect to vCenter to {what}: {exc}", iso_steps.url_secrets(url))
 
 
 def delete(datacenter: str, datastore: str, path: str, url: str, insecure: bool) -> str:
@@ -132,11 +188,7 @@ def delete(datacenter: str, datastore: str, path: str, url: str, insecure: bool)
                 )
             outcome = vcenter.delete_datastore_file(content, dc, ds_path)
     except vcenter.ConnectError as exc:
-        raise StepError(
-            iso_steps.mask(
-                f"cannot connect to vCenter to delete {ds_path}: {exc}", iso_steps.url_secrets(url)
-            )
-        ) from None
+        raise StepError(_connect_message(f"delete {ds_path}", exc, url)) from None
     if outcome.error is None:
         return f"deleted {ds_path}"
     if outcome.not_found:
@@ -159,6 +211,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--datacenter", required=True)
     p.add_argument("--datastore", required=True)
     p.add_argument("--folder", required=True)
+    p.add_argument("--insecure", action="store_true")
+    p.add_argument("--if-missing", action="store_true", help="upload only if the datastore lacks the ISO")
     d = steps.add_parser("delete", help="delete a superseded ISO; the vCenter URL comes from $VCURL")
     d.add_argument("--datacenter", required=True)
     d.add_argument("--datastore", required=True)
@@ -180,8 +234,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not url:
             raise StepError("VCURL is not set: the vCenter URL comes only from the environment", EXIT_USAGE)
         if args.step == "push":
-            push(args.linuxkit, args.iso, args.datacenter, args.datastore, args.folder, url, args.source)
-            print(f"pushed [{args.datastore}] {args.folder}/{args.iso.name}")
+            target = f"[{args.datastore}] {args.folder}/{args.iso.name}"
+            if push(
+                args.linuxkit,
+                args.iso,
+                args.datacenter,
+                args.datastore,
+                args.folder,
+                url,
+                args.source,
+                insecure=args.insecure,
+                if_missing=args.if_missing,
+            ):
+                print(f"pushed {target}")
+            else:
+                print(f"{target} is in the datastore; nothing to push")
         else:
             print(delete(args.datacenter, args.datastore, args.path, url, args.insecure))
         return 0

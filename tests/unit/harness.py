@@ -235,5 +235,7 @@ def _execute(run: ProgramRun, deployed: Sequence[DeployedNode] = ()) -> None:
         mock.patch("pulumi.runtime.resource._get_callbacks", callbacks),
         # The only vCenter query of the program itself: what runs now.
         mock.patch("operations.inventory.deployed_nodes", return_value={n.name: n for n in deployed}),
+        # And whether the ISO is in the datastore (a missing one is pushed again).
+        mock.patch("operations.isotool.iso_in_datastore", return_value=True),
     ):
         program()

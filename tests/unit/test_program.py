@@ -159,7 +159,8 @@ def test_commands_rerun_only_when_identity_changes(dev: ProgramRun) -> None:
     assert push.inputs["triggers"][0] == identity
     for cmd in (build, push):
         assert "triggers" in cmd.request.replaceOnChanges
-        assert cmd.inputs["update"] == iso_steps.NOOP_UPDATE
+    assert build.inputs["update"] == iso_steps.NOOP_UPDATE
+    assert push.inputs["update"].endswith("--if-missing --insecure")  # uploads only what is missing
     assert build.urn in push.request.dependencies
     assert "docker-" + identity[:12] in build.inputs["create"]
     assert build.inputs["stdin"].startswith("# linuxkit-swarm") or "kernel:" in build.inputs["stdin"]
