@@ -131,6 +131,7 @@ class CommandLineSampler:
         self.interval = interval
         self.proc = proc
         self.seen: dict[str, int] = {}  # command line -> first pid it was seen with
+        self.ancestors: dict[str, tuple[int, ...]] = {}  # command line -> that pid's ancestors
         self.sweeps = 0
         self.longest_gap = 0.0
         self._stop = threading.Event()
@@ -155,8 +156,21 @@ class CommandLineSampler:
                 continue
             if raw:
                 line = raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
-                self.seen.setdefault(line, int(entry.name))
+                if line not in self.seen:
+                    self.seen[line] = int(entry.name)
+                    self.ancestors[line] = self._ancestors(int(entry.name))
         self.sweeps += 1
+
+    def _ancestors(self, pid: int) -> tuple[int, ...]:
+        chain: list[int] = []
+        while pid > 1 and len(chain) < 64:
+            try:
+                stat = Path(self.proc, str(pid), "stat").read_text()
+            except OSError:
+                break
+            pid = int(stat.rsplit(")", 1)[1].split()[1])  # field 4, after the (comm)
+            chain.append(pid)
+        return tuple(chain)
 
     def _run(self) -> None:
         last = time.monotonic()
@@ -167,10 +181,16 @@ class CommandLineSampler:
             last = now
             self._stop.wait(self.interval)
 
-    def leaks(self, secrets: Sequence[Secret]) -> list[Leak]:
-        """The secrets in any command line seen; the place names the program, not its arguments."""
+    def leaks(self, secrets: Sequence[Secret], exclude: Iterable[int] = ()) -> list[Leak]:
+        """The secrets in any command line seen, but those of ``exclude`` and their descendants.
+
+        The place names the program, not its arguments.
+        """
+        excluded = set(exclude)
         found: list[Leak] = []
         for line, pid in self.seen.items():
+            if pid in excluded or excluded.intersection(self.ancestors.get(line, ())):
+                continue
             program = line.split(" ", 1)[0]
             found += find(line, secrets, f"the command line of pid {pid} ({program})")
         return found
@@ -179,3 +199,30 @@ class CommandLineSampler:
         """Command lines seen that match a regular expression."""
         regex = re.compile(pattern)
         return [line for line in self.seen if regex.search(line)]
+
+
+# Where Pulumi itself logs property values, secrets included, at high verbosity: the
+# engine and every Go provider log each property they marshal at -v=9 (rpc.go), and
+# the Terraform bridge of the vSphere provider logs its Terraform inputs (-v=5 and 9).
+_GLOG_HEADER = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d{6}\s+\d+ \S+:\d+\] |\{\"time\":\"")
+_PROPERTY_RECORD = re.compile(
+    r"(?:\] |\"msg\":\")"
+    r"(?:(?:Marshaling|Unmarshaling) property for RPC\[|Created Terraform input: |Terraform input )"
+)
+
+
+def split_property_records(text: str) -> tuple[str, str]:
+    """``text`` as (everything else, Pulumi's property-value records), by log record.
+
+    Records are glog lines (``I1128 09:37:12.539199 31128 rpc.go:301] ...``) or slog
+    JSON lines (``{"time":...,"msg":...}``); a record runs to the next one, as a
+    multi-line value (a PEM key) continues on lines without a header.
+    """
+    rest: list[str] = []
+    records: list[str] = []
+    in_record = False
+    for line in text.splitlines(keepends=True):
+        if _GLOG_HEADER.search(line):
+            in_record = bool(_PROPERTY_RECORD.search(line))
+        (records if in_record else rest).append(line)
+    return "".join(rest), "".join(records)

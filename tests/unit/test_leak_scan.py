@@ -123,3 +123,33 @@ def test_the_sampler_sees_a_planted_command_line(keys: tuple[str, str, str]) -> 
     assert sampler.matching(r"time\.sleep\(1\.5\)")
     leaks = [str(x) for x in sampler.leaks(_secrets(keys))]
     assert leaks == [f"vCenter password in the command line of pid {proc.pid} ({sys.executable})"]
+
+
+def test_property_records_are_split_off_by_log_record(keys: tuple[str, str, str]) -> None:
+    log = (
+        "I1128 09:37:12.539199   31128 rpc.go:301] Unmarshaling property for RPC[]: value={"
+        + keys[0]
+        + "}\n"
+        + "I1128 09:37:12.540000   31128 provider.go:12] Create executing\n"
+        + f"I1128 09:37:12.541000   31129 step.go:7] planted {PASSWORD}\n"
+        + '{"time":"2026-11-28T09:57:35Z","level":"INFO",'
+        + f'"msg":"Created Terraform input: password = {PASSWORD}"}}\n'
+        + '{"time":"2026-11-28T09:57:36Z","level":"INFO","msg":"Configure done"}\n'
+    )
+    rest, rpc = leak_scan.split_property_records(log)
+    assert "Create executing" in rest and "Configure done" in rest
+    assert "Unmarshaling" in rpc and "Created Terraform input" in rpc
+    # The key's continuation lines stay with their record; the planted line is found.
+    assert [x.secret for x in leak_scan.find(rpc, _secrets(keys), "rpc")] == ["vCenter password", "SSH key"]
+    assert [x.secret for x in leak_scan.find(rest, _secrets(keys), "rest")] == ["vCenter password"]
+
+
+def test_the_sampler_leaves_out_excluded_processes_and_their_children(keys: tuple[str, str, str]) -> None:
+    child = f"[sys.executable, '-c', 'import time; time.sleep(1)', '{PASSWORD}']"
+    code = f"import subprocess, sys; subprocess.run({child})"
+    with leak_scan.CommandLineSampler(interval=0.05) as sampler:
+        parent = subprocess.Popen([sys.executable, "-c", code])
+        time.sleep(0.6)
+        parent.wait()
+    assert sampler.leaks(_secrets(keys))  # the child shows the password
+    assert sampler.leaks(_secrets(keys), exclude=[parent.pid]) == []
