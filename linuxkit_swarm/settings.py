@@ -17,6 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pulumi.errors import RunError
+
 from linuxkit_swarm import config_schema, image_definition, rollout, ssh_keys, validators
 from linuxkit_swarm.config_schema import Key
 
@@ -35,8 +37,12 @@ _SECRET_KEYS = frozenset(
 )
 
 
-class SettingsError(ValueError):
-    """Invalid stack configuration; ``problems`` has one line per bad key."""
+class SettingsError(ValueError, RunError):
+    """Invalid stack configuration; ``problems`` has one line per bad key.
+
+    A ``RunError`` too: the language host then prints the problems alone, without
+    a Python traceback in front of them.
+    """
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
