@@ -27,6 +27,9 @@ from operations import vcenter
 
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 127
+# Seconds a `linuxkit push` may take: a LinuxKit ISO is tens of MB, so half an hour
+# is a stalled upload or a vCenter that stopped answering, never a slow link.
+PUSH_TIMEOUT = 1800.0
 
 
 class StepError(Exception):
@@ -50,9 +53,25 @@ def _resolve_executable(linuxkit: str) -> str:
     return found
 
 
-def _run(argv: Sequence[str], secrets: Sequence[str], what: str, hint: str) -> None:
-    """Run a command, print its output with secrets masked, fail with a hint."""
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+def _run(
+    argv: Sequence[str], secrets: Sequence[str], what: str, hint: str, timeout: float | None = None
+) -> None:
+    """Run a command, print its output with secrets masked, fail with a hint.
+
+    ``timeout`` bounds a command that talks to vCenter: govmomi's HTTP client has
+    no overall deadline, so a vCenter that stops answering mid-upload would hang it.
+    """
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        for partial, target in ((exc.stdout, sys.stdout), (exc.stderr, sys.stderr)):
+            if partial:
+                text = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
+                target.write(iso_steps.mask(text, secrets))
+        raise StepError(
+            f"{what} did not finish within {timeout:g} s: vCenter is not answering or the "
+            f"upload stalled. {hint}"
+        ) from None
     for stream, target in ((proc.stdout, sys.stdout), (proc.stderr, sys.stderr)):
         if stream:
             target.write(iso_steps.mask(stream, secrets))
@@ -95,6 +114,7 @@ def push(
     source: Path | None = None,
     insecure: bool = False,
     if_missing: bool = False,
+    push_timeout: float = PUSH_TIMEOUT,
 ) -> bool:
     """Upload ``iso`` to ``[datastore] folder/<basename>``; stage ``source`` there first.
 
@@ -127,6 +147,7 @@ def push(
         "`linuxkit push vcenter`",
         "Check vsphere:vsphereServer, vsphere:user, vsphere:password, the datacenter and "
         "datastore names, and that the user may upload files to the datastore.",
+        timeout=push_timeout,
     )
     return True
 

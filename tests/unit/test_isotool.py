@@ -175,3 +175,23 @@ def test_command_lines_name_no_machine_path_or_secret() -> None:
     for line in lines:
         assert sys.executable not in line and "VCURL" not in line
     assert lines[2].endswith("--path iso/docker-abc.iso --insecure")
+
+
+def test_a_push_that_hangs_stops_at_its_deadline_with_the_url_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exe = tmp_path / "bin" / "linuxkit"
+    exe.parent.mkdir()
+    # Prints the URL as linuxkit does, then hangs like an upload to a frozen vCenter.
+    exe.write_text('#!/bin/sh\necho "connecting to $VCURL"\nexec sleep 60\n')
+    exe.chmod(0o755)
+    iso = tmp_path / "docker-abc.iso"
+    iso.write_text("iso")
+    with pytest.raises(isotool.StepError) as info:
+        isotool.push(str(exe), iso, "Spittal", "datastore1", "linuxkit", URL, push_timeout=1)
+    message = str(info.value)
+    assert "`linuxkit push vcenter` did not finish within 1 s" in message
+    assert "vsphere:vsphereServer" in message
+    out = capsys.readouterr().out
+    assert "connecting to [secret]" in out  # what it printed before the deadline, masked
+    assert PASSWORD not in message + out
