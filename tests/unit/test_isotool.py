@@ -178,8 +178,9 @@ def test_command_lines_name_no_machine_path_or_secret() -> None:
 
 
 def test_a_push_that_hangs_stops_at_its_deadline_with_the_url_masked(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("VCURL", URL)  # as the push step's environment has it
     exe = tmp_path / "bin" / "linuxkit"
     exe.parent.mkdir()
     # Prints the URL as linuxkit does, then hangs like an upload to a frozen vCenter.
