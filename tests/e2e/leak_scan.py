@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import json
 import os
 import re
 import threading
@@ -203,11 +204,12 @@ class CommandLineSampler:
 
 # Where Pulumi itself logs property values, secrets included, at high verbosity: the
 # engine and every Go provider log each property they marshal at -v=9 (rpc.go), and
-# the Terraform bridge of the vSphere provider logs its Terraform inputs (-v=5 and 9).
+# the Terraform bridge of the vSphere provider logs its Terraform inputs and outputs (-v=5, 9).
 _GLOG_HEADER = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d{6}\s+\d+ \S+:\d+\] |\{\"time\":\"")
 _PROPERTY_RECORD = re.compile(
     r"(?:\] |\"msg\":\")"
-    r"(?:(?:Marshaling|Unmarshaling) property for RPC\[|Created Terraform input: |Terraform input )"
+    r"(?:(?:Marshaling|Unmarshaling) property for RPC\["
+    r"|Created Terraform input: |Terraform (?:input|output) )"
 )
 
 
@@ -216,13 +218,30 @@ def split_property_records(text: str) -> tuple[str, str]:
 
     Records are glog lines (``I1128 09:37:12.539199 31128 rpc.go:301] ...``) or slog
     JSON lines (``{"time":...,"msg":...}``); a record runs to the next one, as a
-    multi-line value (a PEM key) continues on lines without a header.
+    multi-line value (a PEM key) continues on lines without a header. A provider's
+    stderr reaches the CLI's own log one line per JSON record (``"msg":"<line>\\n"``,
+    again as ``eventSink::Debug(<line>)``): those lines are unwrapped and grouped as
+    the provider wrote them.
     """
     rest: list[str] = []
     records: list[str] = []
-    in_record = False
+    in_record = {False: False, True: False}  # per stream: the CLI's own, forwarded plugin lines
     for line in text.splitlines(keepends=True):
-        if _GLOG_HEADER.search(line):
-            in_record = bool(_PROPERTY_RECORD.search(line))
-        (records if in_record else rest).append(line)
+        forwarded, inner = False, line
+        if line.startswith('{"time":"'):
+            try:
+                msg = str(json.loads(line).get("msg", ""))
+            except ValueError:
+                msg = ""
+            if msg.startswith("eventSink::Debug(") or msg.endswith("\n"):
+                forwarded = True
+                inner = msg.removeprefix("eventSink::Debug(").removesuffix(")").replace("<{%reset%}>", "")
+        if forwarded and inner.startswith('{"time":"'):
+            # A plugin's slog JSON record is one line: it leaves the glog stream's state alone
+            # (plugins' lines interleave, so a multi-line glog record may enclose it).
+            (records if _PROPERTY_RECORD.search(inner) else rest).append(line)
+            continue
+        if _GLOG_HEADER.search(inner):
+            in_record[forwarded] = bool(_PROPERTY_RECORD.search(inner))
+        (records if in_record[forwarded] else rest).append(line)
     return "".join(rest), "".join(records)

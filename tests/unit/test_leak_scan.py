@@ -153,3 +153,26 @@ def test_the_sampler_leaves_out_excluded_processes_and_their_children(keys: tupl
         parent.wait()
     assert sampler.leaks(_secrets(keys))  # the child shows the password
     assert sampler.leaks(_secrets(keys), exclude=[parent.pid]) == []
+
+
+def test_forwarded_plugin_lines_are_grouped_as_the_plugin_wrote_them(keys: tuple[str, str, str]) -> None:
+    """The CLI logs each stderr line of a plugin as a JSON record; a JSON-logging plugin's
+    line may interleave with a glog plugin's multi-line record."""
+
+    def slog(record: dict[str, object]) -> str:
+        return json.dumps(record, separators=(",", ":"))  # as Go's slog writes it
+
+    def forwarded(line: str) -> str:
+        return slog({"time": "2026-11-28T10:16:33Z", "level": "INFO", "msg": line + "\n", "v": 3}) + "\n"
+
+    key_lines = keys[0].splitlines()
+    log = forwarded(
+        "I1128 10:16:33.439727   2231 rpc.go:85] Marshaling property for RPC[]: value={" + key_lines[0]
+    )
+    log += forwarded(slog({"time": "2026-11-28T10:16:33Z", "msg": "Skipping unmarshaling for RPC[x]"}))
+    log += "".join(forwarded(line) for line in key_lines[1:])
+    log += forwarded(f"I1128 10:16:34.000000   2231 step.go:9] planted {PASSWORD}")
+    rest, records = leak_scan.split_property_records(log)
+    assert [x.secret for x in leak_scan.find(records, _secrets(keys), "")] == ["SSH key"]
+    assert [x.secret for x in leak_scan.find(rest, _secrets(keys), "")] == ["vCenter password"]
+    assert "Skipping unmarshaling" in rest
