@@ -118,7 +118,10 @@ def find_in_files(paths: Iterable[Path], secrets: Sequence[Secret]) -> list[Leak
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
             if file.is_file() and not file.is_symlink():
-                leaks += find(file.read_bytes(), secrets, str(file))
+                data = file.read_bytes()
+                if data[:2] == b"\x1f\x8b":  # the CLI gzips some of its own logs
+                    data = gzip.decompress(data)
+                leaks += find(data, secrets, str(file))
     return leaks
 
 

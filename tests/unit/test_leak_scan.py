@@ -99,8 +99,12 @@ def test_files_are_scanned_recursively(tmp_path: Path, keys: tuple[str, str, str
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "clean.log").write_text("nothing here")
     (tmp_path / "a" / "b" / "pulumi.INFO").write_text(f"props={{vcurl: {PASSWORD}}}")
+    (tmp_path / "a" / "up.log").write_bytes(gzip.compress(TOKEN.encode()))
     leaks = leak_scan.find_in_files([tmp_path], _secrets(keys))
-    assert [str(x) for x in leaks] == [f"vCenter password in {tmp_path / 'a' / 'b' / 'pulumi.INFO'}"]
+    assert [str(x) for x in leaks] == [
+        f"vCenter password in {tmp_path / 'a' / 'b' / 'pulumi.INFO'}",
+        f"worker token in {tmp_path / 'a' / 'up.log'}",
+    ]
 
 
 def test_needles_are_refused_when_they_would_match_anything() -> None:
