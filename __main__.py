@@ -5,6 +5,7 @@ Wiring only: config -> typed settings -> components -> exports.
 
 import dataclasses
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pulumi
@@ -25,6 +26,7 @@ settings = from_pulumi_config(base_dir=PROJECT_DIR)
 plan = plan_image(settings.image)
 # What runs now decides the rollout order and whether a manager change is safe.
 deployed = inventory.deployed_nodes(settings.vcenter, settings.site)
+started = datetime.now(UTC).isoformat(timespec="seconds")
 manager_names = settings.managers.names if settings.managers else ()
 problems = deployment_problems(
     manager_names,
@@ -89,6 +91,7 @@ worker_args = SwarmNodePoolArgs(
     max_unavailable=settings.rollout.max_unavailable,
     cluster=settings.cluster,
     protect=not settings.allow_data_loss,
+    power_on={n: f"found powered off at {started}" for n, d in deployed.items() if not d.powered_on},
     annotation=f"linuxkit-swarm {pulumi.get_project()}/{pulumi.get_stack()}",
 )
 managers = None

@@ -35,6 +35,9 @@ SCSI_TYPE = "pvscsi"  # built into the LinuxKit 6.x kernel (LSI Logic SAS is not
 # The provider has no boot-order setting. Pinned so that a data disk that ever
 # carries a boot sector is never booted instead of the ISO (LinuxKit runs from it).
 BOOT_ORDER = {"bios.bootOrder": "cdrom,hdd"}
+# Not guestinfo: the guest never reads it. See _with_power_on.
+POWER_ON_KEY = "linuxkit-swarm.powerOn"
+POWER_ON_IGNORED = f'extraConfig["{POWER_ON_KEY}"]'
 SECRET_STDOUT = pulumi.ResourceOptions(additional_secret_outputs=["stdout"])
 
 
@@ -94,6 +97,8 @@ class SwarmNodePoolArgs:
     """Text shown in vCenter's notes for every VM, before ``: <role>``."""
     protect: bool = True
     """Pulumi refuses to delete or replace the VMs (and their swarm membership)."""
+    power_on: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """VM name -> why, for running nodes vCenter shows powered off: ``up`` powers them on."""
 
 
 @dataclass
@@ -295,7 +300,7 @@ class SwarmNodePool(pulumi.ComponentResource):
                     label=DATA_DISK_LABEL, size=pool.data_disk_gb, thin_provisioned=True, unit_number=0
                 )
             ],
-            extra_config=extra_config,
+            extra_config=_with_power_on(extra_config, args.power_on.get(vm_name)),
             wait_for_guest_net_timeout=pool.wait_for_guest_net_timeout,
             wait_for_guest_ip_timeout=pool.wait_for_guest_ip_timeout,
             wait_for_guest_net_routable=pool.wait_for_guest_net_routable,
@@ -311,6 +316,9 @@ class SwarmNodePool(pulumi.ComponentResource):
                     # A replacement keeps the VM name, which vSphere allows only once.
                     delete_before_replace=True,
                     protect=args.protect,
+                    # The power-on marker is set only while the VM is found off; ignored
+                    # otherwise, so the next run keeps it and shows no change.
+                    ignore_changes=[] if vm_name in args.power_on else [POWER_ON_IGNORED],
                 ),
             ),
         )
@@ -339,6 +347,20 @@ class SwarmNodePool(pulumi.ComponentResource):
             ),
         )
         return _Node(vm, ready, member)
+
+
+def _with_power_on(
+    extra_config: pulumi.Output[dict[str, str]], reason: str | None
+) -> pulumi.Input[dict[str, str]]:
+    """The VM's extra_config, with the power-on marker for a VM found powered off.
+
+    The provider's power state is read-only and it powers a VM on only when it
+    reconfigures it: a changed marker is that reconfiguration. It is no OS change,
+    so the rollout key (the steps' ``LKS_ROLLOUT``) does not include it.
+    """
+    if reason is None:
+        return extra_config
+    return extra_config.apply(lambda config: {**config, POWER_ON_KEY: reason})
 
 
 def _extra_config(

@@ -91,15 +91,16 @@ def test_a_deleted_vm_is_created_again(drifted: Stack, vc: Any) -> None:
     assert new.moid != old.moid
 
 
-def test_a_vm_powered_off_stays_off_until_the_operator_powers_it_on(drifted: Stack, vc: Any) -> None:
-    """The provider's power_state is read-only: neither refresh nor up sees a VM powered off."""
+def test_a_vm_powered_off_is_powered_on_by_the_next_up(drifted: Stack, vc: Any) -> None:
+    """The provider's power_state is read-only: refresh sees nothing, the program sees it off."""
+    before = VmFacts.of(vms_in(vc, FOLDER)["drift-w-0"])
     govc(drifted.sim, "vm.power", "-off", "-force", VM)
     assert _refresh(drifted, "powered off") == {}
-    assert _up(drifted, "powered off") == {}
-    assert VmFacts.of(vms_in(vc, FOLDER)["drift-w-0"]).power == "poweredOff"
-    # The operator's step (README "When things go wrong").
-    govc(drifted.sim, "vm.power", "-on", VM)
-    _converged(drifted, vc)
+    # The program finds it off in vCenter and marks it: the provider's reconfigure powers it on.
+    assert _up(drifted, "powered off") == {"workers-drift-w-0": "update"}
+    assert diffs(drifted.event_logs[-1], "workers-drift-w-0") == ["extraConfig"]
+    after = _converged(drifted, vc)["drift-w-0"]
+    assert (after.uuid, after.disk_file) == (before.uuid, before.disk_file)
 
 
 def test_a_resized_vm_is_sized_back_in_place(drifted: Stack, vc: Any) -> None:

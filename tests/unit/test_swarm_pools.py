@@ -311,3 +311,24 @@ def test_without_managers_existing_vms_are_batched_without_swarm_steps(
     assert vms["tf-sw-0"].urn not in deps(vms["tf-sw-1"])
     # Types that the interface promises stay, with nothing to report.
     assert VM_TYPE in {r.type for r in program.registrations}
+
+
+def test_a_node_found_powered_off_is_powered_on_without_a_rollout(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    running = run(managed(project), vsphere, all_running())
+    off = [dataclasses.replace(n, powered_on=False) if n.name == "w1" else n for n in all_running()]
+    repaired = run(managed(project), vsphere, off)
+    key = '"linuxkit-swarm.powerOn"'
+    vm_on, vm_off = running.vms()["w1"], repaired.vms()["w1"]
+    assert "linuxkit-swarm.powerOn" not in vm_on.inputs["extraConfig"]
+    assert vm_off.inputs["extraConfig"]["linuxkit-swarm.powerOn"].startswith("found powered off at ")
+    # Found off: the marker changes, so the provider reconfigures and powers the VM on;
+    # otherwise it is ignored, so the run after the repair shows no change.
+    assert list(vm_off.request.ignoreChanges) == []
+    assert [c for c in vm_on.request.ignoreChanges if key in c] == [f"extraConfig[{key}]"]
+    assert [c for c in repaired.vms()["w0"].request.ignoreChanges if key in c] == [f"extraConfig[{key}]"]
+    # No OS change: the drain and ready steps see the same rollout key, so they do nothing.
+    for kind in ("drain", "ready"):
+        before = step(running, "workers", "w1", kind).inputs["environment"]["LKS_ROLLOUT"]
+        assert step(repaired, "workers", "w1", kind).inputs["environment"]["LKS_ROLLOUT"] == before
