@@ -325,7 +325,6 @@ def interrupt_rollout(swarm: Swarm, version: str, interrupt: Callable[[Up], Any]
     return up
 
 
-@pytest.mark.slow
 def test_ctrl_c_during_a_rollout_leaves_the_node_drained_until_the_next_up(
     swarm: Swarm, tmp_path: Path
 ) -> None:
@@ -338,11 +337,12 @@ def test_ctrl_c_during_a_rollout_leaves_the_node_drained_until_the_next_up(
     assert_swarm_converged(swarm, "Ctrl-C", tmp_path)
 
 
-@pytest.mark.slow
 def test_a_lost_runner_during_a_rollout_is_recovered_with_cancel_and_up(swarm: Swarm, tmp_path: Path) -> None:
     interrupt_rollout(swarm, "3", lose_runner, tmp_path)
+    # The drain step, the VM update or nothing (the kill fell between two steps) was pending.
     ops = pending(swarm.stack)
-    assert ops and {op for op, _ in ops} == {"updating"}, ops
+    assert {op for op, _ in ops} <= {"updating"}, ops
+    assert len(lock_files(swarm.stack)) == 1
     assert swarm.availability(WORKERS[0]) == "drain"
     # Pending updates need no decision: the next up applies the update again and clears them.
     cancel(swarm.stack)
