@@ -20,6 +20,10 @@ from linuxkit_swarm.settings import SettingsError
 from tests.unit.conftest import DEV_PROJECT, DEV_VSPHERE, PASSWORD, TOKEN
 from tests.unit.harness import DEFAULT_SECRET_KEYS, run_program_failing
 
+# The config mutations the older bad-config cases use, shared rather than restated.
+from tests.unit.test_settings import _drop as drop
+from tests.unit.test_settings import _set as put
+
 PRIVATE_KEY, _ = ssh_keys.new_host_key()
 # The key's body: what must never show, whichever key it was pasted into.
 PRIVATE_BODY = "".join(PRIVATE_KEY.splitlines()[1:-1])
@@ -50,31 +54,6 @@ class Case:
     accepted: str  # a phrase of what is accepted
     swarm: bool = False  # start from a stack with its own managers
     secret_keys: tuple[str, ...] | None = None  # None: the base config's secrets
-
-
-def put(path: str, value: Any) -> Callable[[dict[str, Any], dict[str, Any], Path], None]:
-    """Set ``a.b`` in the project config, or ``vsphere:x`` in the provider's."""
-
-    def apply(project: dict[str, Any], vsphere: dict[str, Any], tmp: Path) -> None:
-        if path.startswith("vsphere:"):
-            vsphere[path.removeprefix("vsphere:")] = value
-            return
-        target = project
-        *parents, last = path.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[last] = value
-
-    return apply
-
-
-def drop(path: str) -> Callable[[dict[str, Any], dict[str, Any], Path], None]:
-    """Remove a top-level project key."""
-
-    def apply(project: dict[str, Any], vsphere: dict[str, Any], tmp: Path) -> None:
-        project.pop(path)
-
-    return apply
 
 
 def definition(text: str) -> Callable[[dict[str, Any], dict[str, Any], Path], None]:
