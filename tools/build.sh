@@ -12,6 +12,7 @@
 #
 #   tools/build.sh                 # everything
 #   tools/build.sh vcsim govc      # only some: pulumi vcsim govc lks-vcsim command vsphere linuxkit actionlint
+#   tools/build.sh tofu tf-vsphere # the benchmark's OpenTofu and Terraform provider (not in the default set)
 #
 # Environment: LKS_TOOLS_ROOT (default ~/.cache/linuxkit-swarm/tools), LKS_THIRD_PARTY.
 set -euo pipefail
@@ -22,9 +23,11 @@ source "$TOOLS_DIR/env.sh" 2>/dev/null
 ROOT="$LKS_TOOLS_ROOT"
 
 ALL_TOOLS=(pulumi vcsim govc lks-vcsim command vsphere linuxkit actionlint)
+# Built only when asked for: the benchmark (bench/) needs them, the tests do not.
+BENCH_TOOLS=(tofu tf-vsphere)
 
 usage() {
-  echo "usage: $0 [${ALL_TOOLS[*]}]" >&2
+  echo "usage: $0 [${ALL_TOOLS[*]} ${BENCH_TOOLS[*]}]" >&2
   exit 2
 }
 
@@ -302,6 +305,53 @@ verify_actionlint() {
   echo "actionlint $got"
 }
 
+# ---------------------------------------------------------------- benchmark tools
+# OpenTofu from its Go module (wrapper tools/go/opentofu restates its hcl/v2 replace),
+# as a release build (version.dev=no: `tofu version` shows no -dev suffix).
+build_tofu() {
+  local dir="$LKS_OPENTOFU_DIR"
+  have_all "$dir" tofu && return 10
+  stage "$dir"
+  (cd "$TOOLS_DIR/go/opentofu" && gobuild -o "$dir/bin.tmp/tofu" \
+    -ldflags "-s -w -X github.com/opentofu/opentofu/version.dev=no" github.com/opentofu/opentofu/cmd/tofu)
+  publish "$dir"
+}
+verify_tofu() {
+  local bin="$LKS_OPENTOFU_DIR/bin/tofu" got mod
+  got="$(TF_CLI_CONFIG_FILE=/dev/null "$bin" version 2>/dev/null | head -n1)"
+  [[ "$got" == "OpenTofu v$OPENTOFU_VERSION" ]] || die "tofu version: got '$got', want OpenTofu v$OPENTOFU_VERSION"
+  # Built as a dependency of the wrapper, Go records OpenTofu itself as the main module.
+  mod="$(go version -m "$bin" | awk '$1 == "mod" && $2 == "github.com/opentofu/opentofu" {print $3}')"
+  [[ "$mod" == "v$OPENTOFU_VERSION" ]] || die "tofu build info: github.com/opentofu/opentofu '$mod'"
+  echo "$got"
+}
+
+# terraform-provider-vsphere from the same snapshot as pulumi-resource-vsphere's
+# upstream, with upstream's own go.mod (the Terraform plugin SDK, not Pulumi's fork).
+# Installed as an unpacked filesystem mirror: <dir>/mirror/<host>/hashicorp/vsphere/...
+build_tf-vsphere() {
+  local dir="$LKS_TFVSPHERE_DIR" src
+  have_all "$dir" "terraform-provider-vsphere_v$TFVSPHERE_VERSION" && return 10
+  have_archive "$TFVSPHERE_ARCHIVE" "$TFVSPHERE_SHA256" ||
+    die "no $TFVSPHERE_ARCHIVE in $LKS_THIRD_PARTY: the benchmark builds the Terraform provider from it (set LKS_THIRD_PARTY)"
+  stage "$dir"
+  src="$(unpack "$TFVSPHERE_ARCHIVE")"
+  (cd "$src" && gobuild -mod=mod -o "$dir/bin.tmp/terraform-provider-vsphere_v$TFVSPHERE_VERSION" \
+    -ldflags "-s -w -X main.version=$TFVSPHERE_VERSION" .)
+  publish "$dir"
+  local platform="$dir/mirror/registry.opentofu.org/hashicorp/vsphere/$TFVSPHERE_VERSION/linux_amd64"
+  mkdir -p "$platform"
+  ln -sf "$dir/bin/terraform-provider-vsphere_v$TFVSPHERE_VERSION" "$platform/"
+}
+verify_tf-vsphere() {
+  local bin="$LKS_TFVSPHERE_DIR/bin/terraform-provider-vsphere_v$TFVSPHERE_VERSION" mod
+  [[ -e "$LKS_TFVSPHERE_DIR/mirror/registry.opentofu.org/hashicorp/vsphere/$TFVSPHERE_VERSION/linux_amd64/$(basename "$bin")" ]] ||
+    die "terraform-provider-vsphere is not in its filesystem mirror"
+  mod="$(go version -m "$bin" | awk '$1 == "mod" {print $2}')"
+  [[ "$mod" == "github.com/vmware/terraform-provider-vsphere" ]] || die "terraform-provider-vsphere build info: module '$mod'"
+  echo "terraform-provider-vsphere $TFVSPHERE_VERSION ($mod)"
+}
+
 # ---------------------------------------------------------------- plugins
 # Installs FILE as plugin NAME VERSION unless PULUMI_HOME already has that very file.
 install_plugin() { # name version file
@@ -320,7 +370,7 @@ requested=("$@")
 [[ ${#requested[@]} -gt 0 ]] || requested=("${ALL_TOOLS[@]}")
 for t in "${requested[@]}"; do
   case "$t" in
-    pulumi | vcsim | govc | lks-vcsim | command | vsphere | linuxkit | actionlint) ;;
+    pulumi | vcsim | govc | lks-vcsim | command | vsphere | linuxkit | actionlint | tofu | tf-vsphere) ;;
     -h | --help) usage ;;
     *) log "unknown tool: $t"; usage ;;
   esac

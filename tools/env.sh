@@ -44,6 +44,11 @@ LKS_COMMAND_DIR="$LKS_TOOLS_ROOT/pulumi-resource-command-v$COMMAND_VERSION-${COM
 LKS_LINUXKIT_DIR="$LKS_TOOLS_ROOT/linuxkit-v$LINUXKIT_VERSION-${LINUXKIT_SHA256:0:8}"
 # actionlint: keyed by its wrapper module (go.mod, go.sum pin it and its dependencies).
 LKS_ACTIONLINT_DIR="$LKS_TOOLS_ROOT/actionlint-v$ACTIONLINT_VERSION-$(_lks_files_hash go/actionlint)"
+# OpenTofu and the Terraform vSphere provider (bench/ only; not on PATH: the
+# benchmark calls them by path, so nothing else picks up a stray terraform provider).
+LKS_OPENTOFU_DIR="$LKS_TOOLS_ROOT/opentofu-v$OPENTOFU_VERSION-$(_lks_files_hash go/opentofu)"
+LKS_TFVSPHERE_DIR="$LKS_TOOLS_ROOT/terraform-provider-vsphere-v$TFVSPHERE_VERSION-${TFVSPHERE_SHA256:0:8}"
+export LKS_OPENTOFU_DIR LKS_TFVSPHERE_DIR
 export LKS_PULUMI_DIR LKS_GOVMOMI_DIR LKS_LKSVCSIM_DIR LKS_VSPHERE_DIR LKS_COMMAND_DIR LKS_LINUXKIT_DIR LKS_ACTIONLINT_DIR
 export LKS_VCSIM_CHECKS_HASH
 
