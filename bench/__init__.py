@@ -1,0 +1,1 @@
+"""Benchmarks of the program against OpenTofu and the engine (issue 11)."""
