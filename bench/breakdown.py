@@ -19,9 +19,10 @@ instant is split equally between them, so the categories always add up to the wa
    Delete, config (Handshake, CheckConfig, DiffConfig, Configure, ...), other;
 1. plugin start (the engine's ``newPlugin`` spans) and the language host's queries
    before the run (About, GetRequiredPackages);
-2. the language host's ``Run``: Python start and imports up to the SDK's first RPC, then
-   program evaluation (the program and the engine's step work with no provider call in
-   flight), then the program's exit after its last RPC;
+2. the language host's ``Run``: Python start and imports up to the SDK's first RPC, the
+   program's top level up to its first registration or invoke, then program evaluation
+   (the program and the engine's step work with no provider call in flight), then the
+   program's exit after its last RPC;
 3. the rest of the engine span ``pulumi-plan``;
 4. the rest of the root span: CLI start-up before the engine, CLI finish after it.
 
@@ -69,6 +70,7 @@ LANGUAGE_START = "language host start"
 LANGUAGE_QUERIES = "language host queries (About, GetRequiredPackages)"
 PLUGIN_START = "provider plugin start"
 PYTHON_START = "python start + imports (to the SDK's first RPC)"
+PROGRAM_TOP = "program top level (to its first registration or invoke)"
 PROGRAM = "program evaluation + engine steps (no provider call in flight)"
 PROGRAM_EXIT = "program exit (after its last RPC)"
 ENGINE = "engine, outside the program run"
@@ -87,6 +89,7 @@ CATEGORY_ORDER = (
     LANGUAGE_START,
     LANGUAGE_QUERIES,
     PYTHON_START,
+    PROGRAM_TOP,
     PLUGIN_START,
     PROGRAM,
     *(provider_category(g) for g in GROUP_ORDER),
@@ -367,9 +370,15 @@ def breakdown_spans(spans: list[Span], wall: float | None = None) -> Breakdown:
         inside = [s for s in sdk if s.start >= r.start and s.end <= r.end]
         if inside:
             first, last = min(s.start for s in inside), max(s.end for s in inside)
+            # The SDK asks for the deployment info as it starts; the program's own top
+            # level (imports, config, its own vCenter queries) runs until the first
+            # resource registration or invoke.
+            work = [s.start for s in inside if s.name.endswith(("/RegisterResource", "/Invoke"))]
+            first_work = min(work, default=first)
             intervals += [
                 (r.start, first, 2, PYTHON_START),
-                (first, last, 2, PROGRAM),
+                (first, first_work, 2, PROGRAM_TOP),
+                (first_work, last, 2, PROGRAM),
                 (last, r.end, 2, PROGRAM_EXIT),
             ]
         else:

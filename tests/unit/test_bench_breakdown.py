@@ -54,6 +54,7 @@ def _tiny_trace(path: Path) -> Path:
         _span(pr + "Check", 9300, 9400, "c1", "plan", sk=3, **{"net.peer.name": PEER_B}),
     ]
     sdk = [
+        _span("/pulumirpc.ResourceMonitor/GetDeploymentInfo", 2800, 2810, "s0", "run", sk=3),
         _span("/pulumirpc.ResourceMonitor/RegisterResource", 3000, 4000, "s1", "run", sk=3),
         _span("/pulumirpc.ResourceMonitor/RegisterResource", 7000, 8000, "s2", "run", sk=3),
     ]
@@ -76,7 +77,8 @@ def test_tiny_trace_gives_the_known_exclusive_categories(tmp_path: Path) -> None
         bd.CLI_START: 1.0,  # 0-0.5 and 1.5-2.0
         bd.LANGUAGE_START: 0.5,
         bd.LANGUAGE_QUERIES: 0.5,
-        bd.PYTHON_START: 0.5,  # Run start to the first SDK call
+        bd.PYTHON_START: 0.3,  # Run start to the first SDK call
+        bd.PROGRAM_TOP: 0.2,  # to the first registration
         bd.PLUGIN_START: 0.4,
         bd.PROGRAM: 1.1,  # first to last SDK call, minus plugin start and provider calls
         bd.provider_category("config"): 0.1,
@@ -101,6 +103,7 @@ def test_tiny_trace_call_overlap_sum_union_peak(tmp_path: Path) -> None:
     assert diff.concurrency == pytest.approx(4 / 3)
     assert b.by_type["Diff vsphere:index/vm:VM"].count == 1
     assert b.rpc_counts["program ResourceMonitor/RegisterResource"] == 2
+    assert b.rpc_counts["program ResourceMonitor/GetDeploymentInfo"] == 1
 
 
 def test_providers_named_by_their_server_span_or_the_plugin_started_before_the_first_call(
@@ -163,7 +166,7 @@ def test_method_groups() -> None:
 def test_trim_keeps_the_breakdown_and_drops_every_other_attribute(tmp_path: Path) -> None:
     src = _tiny_trace(tmp_path / "t.jsonl")
     dst = tmp_path / "trimmed.jsonl"
-    assert bd.trim(src, dst) == 17
+    assert bd.trim(src, dst) == 18
     assert "hunter2" not in dst.read_text()
     assert bd.breakdown(dst).as_dict() == bd.breakdown(src).as_dict()
     keys = {k for s in bd.load_spans(dst) for k in s.attrs}
@@ -192,7 +195,13 @@ def test_real_trace_categories_add_up_to_the_root_span() -> None:
     assert b.wall == pytest.approx(root.seconds)
     assert sum(b.categories.values()) == pytest.approx(b.wall)
     assert all(v >= 0 for v in b.categories.values())
-    for cat in (bd.PYTHON_START, bd.PROGRAM, bd.provider_category("Diff"), bd.provider_category("Read")):
+    for cat in (
+        bd.PYTHON_START,
+        bd.PROGRAM_TOP,
+        bd.PROGRAM,
+        bd.provider_category("Diff"),
+        bd.provider_category("Read"),
+    ):
         assert b.categories[cat] > 0, cat
 
 
