@@ -14,6 +14,12 @@ The nodes that exist already are chained in rollout batches
 ready steps, so an OS rollout never has more than one batch down, and a failed
 step stops the rollout there. New nodes are not chained: a new pool is created
 in parallel. Without swarm access the chain links the VMs themselves.
+
+The chain is declared through stand-ins (``_stand_in``): the engine gets the same
+dependency URNs, but the SDK's cycle check, which walks every transitive
+dependency of each declared one, no longer walks the whole chain per node
+(quadratic in the pool size, and a RecursionError in that walk from about 1000
+running nodes in one chain).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 
 import pulumi
 import pulumi_vsphere as vsphere
+from pulumi.resource import DependencyResource
 from pulumi_command import local, remote
 
 from linuxkit_swarm import guest_ips, guestinfo, rollout, swarm_steps
@@ -104,7 +111,7 @@ class SwarmNodePoolArgs:
 @dataclass
 class _Node:
     vm: vsphere.VirtualMachine
-    gate: pulumi.Resource  # what the next rollout batch waits for
+    gate: pulumi.Resource  # what the next rollout batch waits for (a stand-in)
     member: pulumi.Resource | None
 
 
@@ -324,7 +331,7 @@ class SwarmNodePool(pulumi.ComponentResource):
         )
         self.vms[vm_name] = vm
         if access is None:
-            return _Node(vm, vm, None)
+            return _Node(vm, _stand_in(vm), None)
         ready = local.Command(
             f"{self._name}-{vm_name}-ready",
             create=swarm_steps.READY,
@@ -346,7 +353,23 @@ class SwarmNodePool(pulumi.ComponentResource):
                 child, pulumi.ResourceOptions(depends_on=[vm, *member_after], protect=args.protect)
             ),
         )
-        return _Node(vm, ready, member)
+        return _Node(vm, _stand_in(ready), member)
+
+
+def _stand_in(resource: pulumi.Resource) -> pulumi.Resource:
+    """What ``depends_on`` takes for ``resource``: its URN, once registered, and nothing else.
+
+    The SDK checks each declared dependency for cycles by walking every resource the
+    dependency depends on, transitively. Along the rollout chain that is every node of
+    every earlier batch, for each node: quadratic. The stand-in depends on nothing the
+    SDK knows of, so the walk stops there; the engine gets the same dependency (the
+    URN, sent only after ``resource`` is registered, as before). The chain is acyclic
+    by construction: the check has nothing to find in it.
+    """
+    proxy = DependencyResource("")
+    urn = resource.urn
+    proxy.__dict__["urn"] = pulumi.Output({proxy}, urn.future(), urn.is_known())
+    return proxy
 
 
 def _with_power_on(

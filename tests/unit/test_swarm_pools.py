@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 from collections.abc import Sequence
 from typing import Any
+from unittest import mock
 
 import pytest
 from pulumi.runtime import rpc
@@ -332,3 +334,54 @@ def test_a_node_found_powered_off_is_powered_on_without_a_rollout(
     for kind in ("drain", "ready"):
         before = step(running, "workers", "w1", kind).inputs["environment"]["LKS_ROLLOUT"]
         assert step(repaired, "workers", "w1", kind).inputs["environment"]["LKS_ROLLOUT"] == before
+
+
+def cycle_check_steps(project: dict[str, Any], vsphere: dict[str, Any], workers: int) -> int:
+    """How many resources the SDK's cycle check visits for a running pool of ``workers``."""
+    from pulumi.runtime import resource_cycle_breaker as breaker
+
+    names = [f"w{i}" for i in range(workers)]
+    project = managed(project, workers={"names": names})
+    deployed = [deployed_node(n, "manager") for n in MANAGERS] + [deployed_node(n, "worker") for n in names]
+    visits = 0
+    deps = breaker._deps
+
+    def counting(res: Any) -> Any:
+        nonlocal visits
+        visits += 1
+        return deps(res)
+
+    with mock.patch.object(breaker, "_deps", counting):
+        run(project, vsphere, deployed)
+    return visits
+
+
+def test_the_rollout_chain_costs_the_sdk_linear_work(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    # Every node of a batch waits for the batch before: a chain as long as the pool.
+    # The SDK's cycle check walks every transitive dependency of each one declared;
+    # along the chain itself that would be quadratic (and at about 1000 nodes, deeper
+    # than Python's recursion limit).
+    small, large = (cycle_check_steps(project, vsphere, n) for n in (10, 40))
+    assert large <= 4.5 * small, (small, large)
+
+
+def test_a_long_rollout_keeps_each_batch_behind_the_previous_one(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    names = [f"w{i}" for i in range(7)]
+    program = run(
+        managed(project, workers={"names": names}, rollout={"maxUnavailable": 3}),
+        vsphere,
+        [deployed_node(n, "manager") for n in MANAGERS] + [deployed_node(n, "worker") for n in names],
+    )
+    readies = {r.urn: r.name for r in program.of_type(COMMAND_TYPE) if r.name.endswith("-ready")}
+    batches = [["m0"], ["m1"], ["m2"], names[:3], names[3:6], names[6:]]
+    pool = {n: "managers" for n in MANAGERS} | {n: "workers" for n in names}
+    for before, batch in itertools.pairwise(batches):
+        expected = {f"{pool[n]}-{n}-ready" for n in before}
+        for n in batch:
+            drain = step(program, pool[n], n, "drain")
+            assert {readies[u] for u in deps(drain) if u in readies} == expected, n
+            assert drain.urn in deps(program.vms()[n])
