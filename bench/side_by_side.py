@@ -40,7 +40,14 @@ import vcsim as vcsim_script  # noqa: E402
 
 TOFU_PROJECT = PROJECT_DIR / "bench" / "opentofu"
 # What the program needs to run from a copy (as the e2e stacks copy it).
-PROGRAM_FILES = ("__main__.py", "Pulumi.yaml", "requirements.txt", "components", "linuxkit_swarm", "operations")
+PROGRAM_FILES = (
+    "__main__.py",
+    "Pulumi.yaml",
+    "requirements.txt",
+    "components",
+    "linuxkit_swarm",
+    "operations",
+)
 STACK = "bench"
 STEPS = ("create", "noop-refresh", "noop", "noop-up", "rollout", "destroy")
 TOOLS = ("opentofu", "program")
@@ -114,6 +121,7 @@ class Site:
         return {p.name: p.stat().st_mtime for p in path.glob("*.iso")} if path.is_dir() else {}
 
     def expect_vms(self, folder: str, names: list[str], what: str) -> None:
+        """Fail unless exactly ``names`` are in ``folder``, all powered on."""
         found = self.vms(folder)
         if sorted(found) != sorted(names) or any(s != "poweredOn" for s in found.values()):
             raise BenchError(f"{what}: expected {len(names)} powered-on VMs in {folder}, found {found}")
@@ -175,6 +183,7 @@ class OpenTofu:
         return _run([str(self.tofu), *args, "-input=false", "-no-color"], self.workdir, self.env, what)
 
     def step(self, step: str) -> float:
+        """Run and check one step; its wall time in seconds."""
         names = [f"{TOFU_FOLDER[2]}{i}" for i in range(self.nodes)]
         folder = f"{TOFU_FOLDER[0]}/{TOFU_FOLDER[1]}"
         if step == "create":
@@ -208,7 +217,7 @@ class OpenTofu:
 
 @dataclass
 class Program:
-    """This program (a copy of the project) with a prebuilt ISO and N plain workers."""
+    """The program (a copy of the project) with a prebuilt ISO and N plain workers."""
 
     workdir: Path
     site: Site
@@ -281,6 +290,7 @@ class Program:
         return 0.0, proc.stdout
 
     def step(self, step: str) -> float:
+        """Run and check one step; its wall time in seconds."""
         names = [f"{PROGRAM_FOLDER[1]}{i}" for i in range(self.nodes)]
         folder = f"{vcsim_script.PARENT_FOLDER}/{PROGRAM_FOLDER[0]}"
         if step == "create":
@@ -294,7 +304,9 @@ class Program:
             before = self.site.isos(self.iso_folder)
             seconds, _ = self._pulumi("up", "--yes", "--expect-no-changes", what="pulumi up (no-op)")
             if not before or self.site.isos(self.iso_folder) != before:
-                raise BenchError(f"program no-op up pushed an ISO: {before} -> {self.site.isos(self.iso_folder)}")
+                raise BenchError(
+                    f"program no-op up pushed an ISO: {before} -> {self.site.isos(self.iso_folder)}"
+                )
         elif step == "rollout":
             before = self.site.isos(self.iso_folder)
             self.version += 1
@@ -312,7 +324,9 @@ class Program:
         return seconds
 
 
-def one_run(nodes: int, run: int, workdir: Path, tofu: Path, mirror: Path, log: Any = print) -> list[StepTime]:
+def one_run(
+    nodes: int, run: int, workdir: Path, tofu: Path, mirror: Path, log: Any = print
+) -> list[StepTime]:
     """Both tools through every step on one fresh simulator; the first tool alternates by run."""
     state = workdir / f"n{nodes}-r{run}"
     sim = vcsim_script.start(state / "vcsim")
