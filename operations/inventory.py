@@ -9,11 +9,12 @@ truth for all three, so ``__main__`` asks it once (``deployed_nodes``) and
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from linuxkit_swarm import guestinfo, iso_steps
+from linuxkit_swarm import guestinfo, iso_steps, node_fingerprint
 from linuxkit_swarm.guest_ips import primary_ip
 from linuxkit_swarm.settings import SiteSettings, VCenterSettings
 from operations import vcenter
@@ -29,6 +30,9 @@ class DeployedNode:
     powered_on: bool
     ip_addresses: tuple[str, ...]
     bootstrap: bool = False  # the manager that created the swarm
+    # Digest of the settings whose change reboots it (linuxkit_swarm.node_fingerprint);
+    # it covers the join token, so it is never shown.
+    fingerprint: str = dataclasses.field(default="", repr=False)
 
     def address(self, ignored: Sequence[str]) -> str:
         """The node's primary IP (as the ``*Ips`` outputs choose it), ``""`` if none."""
@@ -56,7 +60,15 @@ def list_nodes(content: Any, datacenter: str, folder_path: str) -> list[Deployed
             propSet=[
                 collector.PropertySpec(
                     type=vim.VirtualMachine,
-                    pathSet=["name", "config.extraConfig", "runtime.powerState", "guest.net"],
+                    pathSet=[
+                        "name",
+                        "config.extraConfig",
+                        "config.hardware.numCPU",
+                        "config.hardware.memoryMB",
+                        "config.guestId",
+                        "runtime.powerState",
+                        "guest.net",
+                    ],
                 )
             ],
         )
@@ -73,6 +85,12 @@ def list_nodes(content: Any, datacenter: str, folder_path: str) -> list[Deployed
                     powered_on=str(props.get("runtime.powerState")) == "poweredOn",
                     ip_addresses=ips,
                     bootstrap=extra.get(guestinfo.BOOTSTRAP_KEY) == "true",
+                    fingerprint=node_fingerprint.fingerprint(
+                        extra,
+                        int(props.get("config.hardware.numCPU") or 0),
+                        int(props.get("config.hardware.memoryMB") or 0),
+                        str(props.get("config.guestId") or ""),
+                    ),
                 )
             )
         return sorted(nodes, key=lambda n: n.name)
