@@ -87,6 +87,7 @@ worker_args = SwarmNodePoolArgs(
     ssh_authorized_keys=settings.swarm.ssh_authorized_keys,
     access=access,
     deployed={n: d.image for n, d in deployed.items()},
+    fingerprints={n: d.fingerprint for n, d in deployed.items()},
     bootstrapped=frozenset(n for n, d in deployed.items() if d.bootstrap),
     max_unavailable=settings.rollout.max_unavailable,
     cluster=settings.cluster,

@@ -25,7 +25,7 @@ running nodes in one chain).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ import pulumi_vsphere as vsphere
 from pulumi.resource import DependencyResource
 from pulumi_command import local, remote
 
-from linuxkit_swarm import guest_ips, guestinfo, rollout, swarm_steps
+from linuxkit_swarm import guest_ips, guestinfo, node_fingerprint, rollout, swarm_steps
 from linuxkit_swarm.settings import NodePoolSettings, SiteSettings
 
 DATA_DISK_LABEL = "data"  # never change: a new label makes the provider replace the disk
@@ -96,14 +96,16 @@ class SwarmNodePoolArgs:
     """Running managers that created the swarm: they keep the flag, so their guestinfo stays."""
     max_unavailable: int = 1
     """Nodes per rollout batch (a manager pool always goes one at a time)."""
-    rollout_after: Sequence[pulumi.Resource] = ()
-    """Steps the first rollout batch waits for (the manager pool's last batch)."""
+    rollout_after: pulumi.Input[Sequence[pulumi.Resource]] = ()
+    """Steps the first rollout batch waits for (the manager pool's last batch: an Output)."""
     cluster: str | None = None
     """Compute cluster for a DRS anti-affinity rule that keeps a manager pool's VMs apart."""
     annotation: str = ""
     """Text shown in vCenter's notes for every VM, before ``: <role>``."""
     protect: bool = True
     """Pulumi refuses to delete or replace the VMs (and their swarm membership)."""
+    fingerprints: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """VM name -> ``node_fingerprint`` of the running VMs: a node whose settings differ rolls."""
     power_on: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """VM name -> why, for running nodes vCenter shows powered off: ``up`` powers them on."""
 
@@ -124,7 +126,7 @@ class SwarmNodePool(pulumi.ComponentResource):
     """VM name -> primary guest IP, ``""`` until the guest reports one."""
     vms: dict[str, vsphere.VirtualMachine]
     """The VMs by name."""
-    rollout_tail: list[pulumi.Resource]
+    rollout_tail: pulumi.Output[Sequence[pulumi.Resource]]
     """What the next pool's first rollout batch waits for."""
     tokens: pulumi.Output[dict[str, str]] | None
     """Manager pool with access: ``worker``/``manager`` join tokens and ``address`` (secret)."""
@@ -163,16 +165,10 @@ class SwarmNodePool(pulumi.ComponentResource):
         deployed = {n: image for n, image in args.deployed.items() if n in pool.names}
         running = [n for n in pool.names if n in deployed]
         batches = rollout.rollout_batches([rollout.Node(n, pool.role) for n in running], args.max_unavailable)
-        batch_of = {n: i for i, batch in enumerate(batches) for n in batch}
         _log_rollout(name, deployed, args.image_identity, batches)
-        gates: list[list[pulumi.Resource]] = [[] for _ in batches]
-
-        def after(vm_name: str) -> list[pulumi.Resource]:
-            """Existing nodes wait for the previous batch; new ones for nothing."""
-            if vm_name not in batch_of:
-                return []
-            index = batch_of[vm_name]
-            return gates[index - 1] if index else list(args.rollout_after)
+        self._chain = _RolloutChain(
+            running, pool.role, args.max_unavailable, args.rollout_after, args.fingerprints
+        )
 
         # The anchor manager: one that runs already, else the first, which creates the
         # swarm. Its VM comes first; the join tokens are read from it.
@@ -184,9 +180,10 @@ class SwarmNodePool(pulumi.ComponentResource):
             order.remove(anchor)
             # A new swarm: the anchor creates it. Later, only the manager that did keeps the flag.
             bootstrap = not running or anchor in args.bootstrapped
-            node = self._node(anchor, SwarmJoin(), access, after(anchor), [], host_key, bootstrap)
-            if anchor in batch_of:
-                gates[batch_of[anchor]].append(node.gate)
+            # The anchor is the first running manager, so the first in any rollout: it
+            # waits for the previous pool only. (The chain's plan waits for the other
+            # managers' settings, which hold the tokens read from the anchor.)
+            node = self._node(anchor, SwarmJoin(), access, args.rollout_after, [], host_key, bootstrap)
             members += [node.member] if node.member else []
             self.tokens = self._tokens(self.vms[anchor], access)
             join = SwarmJoin(manager_address=self.tokens["address"], token=self.tokens["manager"])
@@ -194,11 +191,9 @@ class SwarmNodePool(pulumi.ComponentResource):
             # Removed managers are demoted one at a time: each member step waits for the
             # previous one, and deletes run in reverse.
             chain = members[-1:] if pool.role == "manager" else []
-            node = self._node(vm_name, join, access, after(vm_name), chain, host_key)
-            if vm_name in batch_of:
-                gates[batch_of[vm_name]].append(node.gate)
+            node = self._node(vm_name, join, access, self._chain.after(vm_name), chain, host_key)
             members += [node.member] if node.member else []
-        self.rollout_tail = gates[-1] if gates else list(args.rollout_after)
+        self.rollout_tail = self._chain.close()
 
         if args.cluster and pool.role == "manager" and len(pool.names) > 1:
             cluster = vsphere.get_compute_cluster_output(name=args.cluster, datacenter_id=dc.id, opts=invoke)
@@ -250,7 +245,7 @@ class SwarmNodePool(pulumi.ComponentResource):
         vm_name: str,
         join: SwarmJoin,
         access: SwarmAccess | None,
-        after: list[pulumi.Resource],
+        after: pulumi.Input[Sequence[pulumi.Resource]],
         member_after: list[pulumi.Resource],
         host_key: pulumi.Output[str] | None,
         bootstrap: bool = False,
@@ -266,6 +261,12 @@ class SwarmNodePool(pulumi.ComponentResource):
             bootstrap=bootstrap,
         )
         extra_config = _extra_config(userdata, args.image_identity, join, host_key)
+        self._chain.settings(
+            vm_name,
+            extra_config.apply(
+                lambda config: node_fingerprint.fingerprint(config, pool.cpus, pool.memory_mb, pool.guest_id)
+            ),
+        )
         child = pulumi.ResourceOptions(parent=self)
         steps: dict[str, pulumi.Input[str]] = {}
         drain: local.Command | None = None
@@ -331,7 +332,7 @@ class SwarmNodePool(pulumi.ComponentResource):
         )
         self.vms[vm_name] = vm
         if access is None:
-            return _Node(vm, _stand_in(vm), None)
+            return _Node(vm, self._chain.gate(vm_name, vm), None)
         ready = local.Command(
             f"{self._name}-{vm_name}-ready",
             create=swarm_steps.READY,
@@ -353,7 +354,76 @@ class SwarmNodePool(pulumi.ComponentResource):
                 child, pulumi.ResourceOptions(depends_on=[vm, *member_after], protect=args.protect)
             ),
         )
-        return _Node(vm, _stand_in(ready), member)
+        return _Node(vm, self._chain.gate(vm_name, ready), member)
+
+
+class _RolloutChain:
+    """The rollout order of a pool's running nodes that will go down, and nothing else.
+
+    Which nodes will go down is known once their VM settings are (Outputs: the join
+    token comes from the swarm): a node whose ``node_fingerprint`` differs from the
+    running VM's. Each running node's dependencies are therefore an Output of the
+    plan, resolved once the pool's last node is declared (:meth:`close`). A node that
+    will not go down waits for nothing: a no-op preview registers the whole pool at
+    once instead of one node after the other. The nodes that will are batched as
+    ``rollout.rollout_batches`` orders them; each batch waits for the previous one's
+    gates, the first for the previous pool's last batch.
+    """
+
+    def __init__(
+        self,
+        running: Sequence[str],
+        role: str,
+        max_unavailable: int,
+        first_after: pulumi.Input[Sequence[pulumi.Resource]],
+        deployed: Mapping[str, str],
+    ) -> None:
+        self._running, self._role, self._max = list(running), role, max_unavailable
+        self._first_after, self._deployed = first_after, deployed
+        self._wanted: dict[str, pulumi.Output[str]] = {}
+        self._gates: dict[str, pulumi.Resource] = {}
+        self._plan: pulumi.Output[list[list[str]]]
+        self._resolve: Callable[[pulumi.Output[list[list[str]]]], None]
+        self._plan, self._resolve = pulumi.deferred_output()
+
+    def settings(self, vm_name: str, fingerprint: pulumi.Output[str]) -> None:
+        """The fingerprint of what the program wants for ``vm_name``."""
+        if vm_name in self._running:
+            self._wanted[vm_name] = fingerprint
+
+    def gate(self, vm_name: str, resource: pulumi.Resource) -> pulumi.Resource:
+        """Record what the batch after ``vm_name``'s waits for; returns its stand-in."""
+        self._gates[vm_name] = proxy = _stand_in(resource)
+        return proxy
+
+    def after(self, vm_name: str) -> pulumi.Input[Sequence[pulumi.Resource]]:
+        """What ``vm_name``'s first step waits for: nothing unless it will go down."""
+        if vm_name not in self._running:
+            return []
+        return self._plan.apply(lambda batches: self._previous(vm_name, batches))
+
+    def close(self) -> pulumi.Output[Sequence[pulumi.Resource]]:
+        """Resolve the plan; what the next pool's first batch waits for."""
+        names = list(self._wanted)
+        changed = pulumi.Output.all(*(self._wanted[n] for n in names)).apply(
+            lambda wanted: {n for n, fp in zip(names, wanted, strict=True) if fp != self._deployed.get(n)}
+        )
+        self._resolve(
+            changed.apply(
+                lambda rolling: rollout.rollout_batches(
+                    [rollout.Node(n, self._role) for n in self._running if n in rolling], self._max
+                )
+            )
+        )
+        return self._plan.apply(
+            lambda batches: [self._gates[n] for n in batches[-1]] if batches else self._first_after
+        )
+
+    def _previous(self, vm_name: str, batches: list[list[str]]) -> pulumi.Input[Sequence[pulumi.Resource]]:
+        for index, batch in enumerate(batches):
+            if vm_name in batch:
+                return [self._gates[n] for n in batches[index - 1]] if index else self._first_after
+        return []
 
 
 def _stand_in(resource: pulumi.Resource) -> pulumi.Resource:
