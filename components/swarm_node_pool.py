@@ -164,8 +164,10 @@ class SwarmNodePool(pulumi.ComponentResource):
 
         deployed = {n: image for n, image in args.deployed.items() if n in pool.names}
         running = [n for n in pool.names if n in deployed]
-        batches = rollout.rollout_batches([rollout.Node(n, pool.role) for n in running], args.max_unavailable)
-        _log_rollout(name, deployed, args.image_identity, batches)
+        # The nodes on another image: the chain batches them as they are here (it may
+        # add nodes whose other reboot settings changed).
+        outdated = [rollout.Node(n, pool.role) for n in running if deployed[n] != args.image_identity]
+        _log_rollout(name, args.image_identity, rollout.rollout_batches(outdated, args.max_unavailable))
         self._chain = _RolloutChain(
             running, pool.role, args.max_unavailable, args.rollout_after, args.fingerprints
         )
@@ -472,13 +474,10 @@ def _extra_config(
     return pulumi.Output.all(join.manager_address, join.token, host_key).apply(render)
 
 
-def _log_rollout(pool: str, deployed: Mapping[str, str], identity: str, batches: list[list[str]]) -> None:
+def _log_rollout(pool: str, identity: str, batches: list[list[str]]) -> None:
     """Say in preview and up which running nodes a new image rolls to, in which order."""
-    outdated = {n for n, image in deployed.items() if image != identity}
-    order = [[n for n in batch if n in outdated] for batch in batches]
-    order = [batch for batch in order if batch]
-    if order:
-        steps = " -> ".join("[" + ", ".join(batch) + "]" for batch in order)
+    if batches:
+        steps = " -> ".join("[" + ", ".join(batch) + "]" for batch in batches)
         pulumi.log.info(f"{pool}: OS rollout to image {identity[:12]} in batches: {steps}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
+from unittest import mock
 
 from linuxkit_swarm.node_fingerprint import fingerprint
 from operations.inventory import DeployedNode
@@ -119,3 +120,18 @@ def test_a_changed_worker_waits_for_the_managers_that_change(
     assert drains["managers-m0"] == set() and drains["managers-m1"] == set()
     assert drains["managers-m2"] == {"managers-m1-ready"}
     assert drains["workers-w2"] == {"managers-m2-ready"} and drains["workers-w0"] == set()
+
+
+def test_the_rollout_message_names_the_batches_the_chain_takes(
+    project: dict[str, Any], vsphere: dict[str, Any]
+) -> None:
+    first = run_program(_workers(project), vsphere, deployed=[])
+    deployed = _as_deployed(first, dict.fromkeys(NAMES, "worker"), stale=["tf-sw-1", "tf-sw-3", "tf-sw-4"])
+    # The stale nodes run an older image: the message and the chain agree on the batches.
+    deployed = [dataclasses.replace(d, image="older") if d.fingerprint == "stale" else d for d in deployed]
+    project = {**_workers(project), "rollout": {"maxUnavailable": 2}}
+    with mock.patch("pulumi.log.info") as info:
+        deps = _vm_deps(run_program(project, vsphere, deployed=deployed))
+    messages = [c.args[0] for c in info.call_args_list if "OS rollout" in c.args[0]]
+    assert len(messages) == 1 and messages[0].endswith("in batches: [tf-sw-1, tf-sw-3] -> [tf-sw-4]")
+    assert deps["tf-sw-4"] == {"workers-tf-sw-1", "workers-tf-sw-3"} and deps["tf-sw-3"] == set()
