@@ -9,11 +9,13 @@ each node also gets three pulumi-command steps (``operations.swarmctl``):
 * ``<vm>-member`` after the VM, deleted before it: scale-in removes the node from
   the swarm (drain, demote a manager, ``docker node rm``) before its VM goes.
 
-The nodes that exist already are chained in rollout batches
-(``rollout.rollout_batches``): a batch's drains wait for the previous batch's
-ready steps, so an OS rollout never has more than one batch down, and a failed
-step stops the rollout there. New nodes are not chained: a new pool is created
-in parallel. Without swarm access the chain links the VMs themselves.
+The running nodes that will go down (their reboot settings differ from what
+vCenter shows, ``linuxkit_swarm.node_fingerprint``) are chained in rollout batches
+(``rollout.rollout_batches``, ``_RolloutChain``): a batch's drains wait for the
+previous batch's ready steps, so an OS rollout never has more than one batch down,
+and a failed step stops the rollout there. Other running nodes and new ones are not
+chained: a new pool is created in parallel, and an unchanged one is previewed in
+parallel. Without swarm access the chain links the VMs themselves.
 
 The chain is declared through stand-ins (``_stand_in``): the engine gets the same
 dependency URNs, but the SDK's cycle check, which walks every transitive
