@@ -75,6 +75,11 @@ def test_goals_come_from_the_same_run() -> None:
     assert goals["evaluation at 1000 workers (workers) / floor"].measured == pytest.approx(1.2)
     assert not goals["evaluation at 1000 workers (workers) / floor"].met
     assert goals["growth of ms per node (workers), largest count / reference"].met
+    assert (
+        goals["ISO builds and pushes by an unchanged `up` (3 checked)"]
+        .line()
+        .endswith("| 0.00 | at most 0 | met |")
+    )
 
 
 def test_page_renders_every_section_and_writes_the_plots(tmp_path: Path) -> None:
