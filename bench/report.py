@@ -107,12 +107,6 @@ def goals_table(goals: Sequence[Goal]) -> str:
     return "\n".join(rows + [g.line() for g in goals])
 
 
-def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
-    """Least-squares ``y = a + b x``: (a, b)."""
-    slope, intercept = statistics.linear_regression(xs, ys)
-    return intercept, slope
-
-
 def plot_side_by_side(summary: Mapping[tuple[int, str, str], Summary], out: Path) -> list[Path]:
     """One PNG per step: median seconds (with min-max bars) against N, both tools."""
     import matplotlib

@@ -52,10 +52,6 @@ def test_goal_says_by_how_much_it_was_missed() -> None:
     assert not missed.met and missed.line().endswith("| missed by 0.25x |")
 
 
-def test_linear_fit_recovers_a_line() -> None:
-    assert report.linear_fit([10, 100, 1000], [1.5, 6.0, 51.0]) == pytest.approx((1.0, 0.05))
-
-
 def _data(tofu: float, program: float) -> dict[str, Any]:
     mocks_row = {
         "program": {"eval_s": 12.0, "ms_per_node": 12.0, "nodes": 1000},
