@@ -247,14 +247,7 @@ class Program:
         self._pulumi("stack", "init", what="stack init")
         sim = self.site.sim
         config = {
-            "vsphere:vsphereServer": sim.server,
-            "vsphere:user": sim.user,
-            "vsphere:allowUnverifiedSsl": "true",
-            "linuxkit-swarm:datacenter": vcsim_script.DATACENTER,
-            "linuxkit-swarm:resourcePool": vcsim_script.RESOURCE_POOL,
-            "linuxkit-swarm:datastore": vcsim_script.DATASTORE,
-            "linuxkit-swarm:network": vcsim_script.NETWORK,
-            "linuxkit-swarm:parentFolder": vcsim_script.PARENT_FOLDER,
+            **vcsim_script.site_config(sim),
             "linuxkit-swarm:folder": PROGRAM_FOLDER[0],
             # Torn down at the end of the run, as OpenTofu's VMs are.
             "linuxkit-swarm:environment": "dev",

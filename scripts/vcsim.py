@@ -66,6 +66,23 @@ class Vcsim:
         return _connect(self.host, self.port, self.password, time.monotonic() + timeout)
 
 
+def site_config(sim: Vcsim) -> dict[str, str]:
+    """The stack config keys that point the program at this simulator's site.
+
+    The password is not among them: stacks set ``vsphere:password`` as a secret.
+    """
+    return {
+        "vsphere:vsphereServer": sim.server,
+        "vsphere:user": sim.user,
+        "vsphere:allowUnverifiedSsl": "true",
+        "linuxkit-swarm:datacenter": DATACENTER,
+        "linuxkit-swarm:resourcePool": RESOURCE_POOL,
+        "linuxkit-swarm:datastore": DATASTORE,
+        "linuxkit-swarm:network": NETWORK,
+        "linuxkit-swarm:parentFolder": PARENT_FOLDER,
+    }
+
+
 def start(
     state_dir: Path,
     timeout: float = 30.0,

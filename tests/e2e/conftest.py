@@ -151,14 +151,7 @@ SECRET_TOKEN = "SWMTKN-1-e2e-" + os.urandom(12).hex()
 def base_config(simulator: vcsim_script.Vcsim) -> dict[str, Any]:
     """The site keys every e2e stack shares: the simulator and the placeholder ISO."""
     return {
-        "vsphere:vsphereServer": simulator.server,
-        "vsphere:user": simulator.user,
-        "vsphere:allowUnverifiedSsl": "true",
-        "linuxkit-swarm:datacenter": vcsim_script.DATACENTER,
-        "linuxkit-swarm:resourcePool": vcsim_script.RESOURCE_POOL,
-        "linuxkit-swarm:datastore": vcsim_script.DATASTORE,
-        "linuxkit-swarm:network": vcsim_script.NETWORK,
-        "linuxkit-swarm:parentFolder": vcsim_script.PARENT_FOLDER,
+        **vcsim_script.site_config(simulator),
         # Test stacks are torn down at the end; the protection has tests of its own.
         "linuxkit-swarm:environment": "dev",
         "linuxkit-swarm:allowDataLoss": "true",
